@@ -298,12 +298,85 @@ def play():
 
 @app.command("causality-score")
 @handle_errors
-def causality_score():
-    """How much the policy relies on what it sees versus copying its past actions.
+def causality_score(
+    checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint dir or RUN dir (follows RUN/last)."),
+    dataset: Optional[Path] = typer.Argument(None, help="Dataset from `contra-bc build-dataset`."),
+    split: str = typer.Option("val", "--split", help="Dataset split whose windows are scored."),
+    chunks: int = typer.Option(4, "--chunks", "-C", help="Equal chunks per window; each is scored at its last valid step."),
+    p: float = typer.Option(0.5, "--p", help="Probability that a frame is swapped for another scene's frame."),
+    batch: int = typer.Option(8, "--batch", help="Windows per batch (donor frames come from the same batch)."),
+    batches: int = typer.Option(4, "--batches", help="Batches per repeat."),
+    seed: int = typer.Option(0, "--seed", help="Seed of window order and perturbations (repeat r uses seed+r)."),
+    repeats: int = typer.Option(1, "--repeats", "-R", help="Repeat with R seeds; report mean and spread."),
+    min_distance: int = typer.Option(200, "--min-distance", help="A same-episode donor frame must be at least this many steps away."),
+    over: Optional[Path] = typer.Option(None, "--over", help="Trace the score over every checkpoint of this RUN dir "
+                                        "(then the one positional argument is the dataset)."),
+    toy: bool = typer.Option(False, "--toy", help="Run the paper's toy braking problem (§5.1.1) instead."),
+    toy_steps: int = typer.Option(4000, "--toy-steps", help="SGD steps of the toy problem."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG to draw (--over: score and validation loss over "
+                                        "training, default causality-over.png; --toy: default causality-toy.png)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+):
+    """How much the policy relies on what it sees versus copying its past actions (P2P §5.2).
 
-    Exit codes: 3 not built yet.
+    Each validation window is cut into C equal chunks, each fed as its own sequence; every
+    frame is swapped with probability p for a frame of another scene of the same batch (another
+    episode, or the same episode >= --min-distance steps away); actions stay. At the **last valid
+    step of each chunk** the KL between the teacher-forced action distributions on the original
+    and the perturbed frames (summed over action token groups) is taken; the score sums it over
+    windows and chunks. p = 0 gives exactly 0.
+
+    Examples:
+
+    `contra-bc causality-score runs/train1 data/ds --p 0.5 --repeats 3`
+
+    `contra-bc causality-score --over runs/train1 data/ds --plot causality.png`
+
+    `contra-bc causality-score --toy --plot toy.png`
+
+    Exit codes: 0 ok, 2 bad input (missing dataset, game mismatch, p outside [0, 1]).
     """
-    not_built("causality-score", "issue: causality-score")
+    from contra_bc import causality
+    from contra_bc.ui import err, out, print_json
+
+    if toy:
+        result = causality.toy_experiment(causality.ToyConfig(steps=toy_steps, seed=seed))
+        png = causality.draw_toy(result, plot or Path("causality-toy.png"))
+        result["png"] = str(png)
+        if json_out:
+            print_json(result)
+            return
+        _table([{"policy": name, "c at start": f"{pts[0][1]:.3f}", "c at end": f"{pts[-1][1]:.3f}"}
+                for name, pts in result["curves"].items()], "toy causality (higher = more causal)")
+        err.print(f"curves: {png}")
+        return
+    cfg = causality.ScoreConfig(chunks=chunks, p=p, batch=batch, batches=batches, seed=seed, repeats=repeats,
+                                split=split, min_distance=min_distance)
+    causality.check_config(cfg)
+    if over is not None:
+        dataset = dataset or checkpoint
+        if dataset is None:
+            raise UserError("--over RUN needs the dataset: `contra-bc causality-score --over RUN DATASET`.")
+        result = causality.trace_over(over, dataset, cfg, plot or Path("causality-over.png"))
+        if json_out:
+            print_json(result)
+            return
+        _table([{"checkpoint": r["checkpoint"], "step": r["step"], "score": f"{r['score_mean']:.6g}",
+                 "spread": f"{r['score_std']:.2g}", "val loss": r.get("val_loss", "-")} for r in result["points"]],
+               "causality over training")
+        err.print(f"chart: {result['png']}")
+        return
+    if checkpoint is None or dataset is None:
+        raise UserError("causality-score needs CHECKPOINT and DATASET, e.g. "
+                        "`contra-bc causality-score runs/train1 data/ds` (or --toy, or --over RUN DATASET).")
+    result = causality.causality_score(checkpoint, dataset, cfg)
+    if json_out:
+        print_json(result)
+        return
+    _table([{"score": f"{result['score_mean']:.6g}", "spread (std over repeats)": f"{result['score_std']:.3g}",
+             "mean per chunk": f"{result['per_chunk_mean']:.6g}", "chunks scored": result["chunks_scored"],
+             "frames replaced": f"{result['replaced_fraction']:.3f}", "repeats": len(result["repeats"])}],
+           f"causality score (p={p}, C={chunks}, split {split})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,269 @@
+"""`contra-bc causality-score`: how much a policy's action distribution depends on what it sees.
+
+The score (P2P paper §5.2)
+--------------------------
+For each batch of validation windows (frames, actions) of length T:
+
+1. Cut every window into C equal chunks of L = T // C steps (the last T - C*L steps are
+   dropped). Each chunk is fed to the model as its own sequence.
+2. Perturb: every image frame is, with probability p, replaced by a frame of a *different
+   scene of the same game*, drawn from the same batch: a position of another episode, or of
+   the same episode at least ``min_distance`` steps away. Only valid (non-padding) positions
+   are replaced and used as donors. Actions, text and masks are unchanged.
+3. Score the chunk at ONE position: its last valid step (the step with the largest index
+   inside the chunk whose ``valid`` flag is set; a chunk with no valid step is skipped).
+   There the model's teacher-forced action distribution is compared between the original and
+   the perturbed input: the sum over action token groups g of KL(P_g(original) || P_g(perturbed)).
+4. The score is that KL summed over the windows of all batches and over chunks.
+
+With p = 0 no frame changes and the score is exactly 0. A model that ignores its frames
+(it copies its past actions) also scores ~0; one that reads the screen scores higher.
+``--repeats R`` repeats the whole measurement with seeds seed..seed+R-1 (different windows
+and perturbations) and reports the mean and standard deviation over repeats.
+
+The toy problem (paper §5.1.1)
+------------------------------
+``toy_experiment`` trains a linear policy and ReLU MLPs of depth 1-4 by SGD (batch 1, fixed
+learning rate) on optimal braking demonstrations and tracks
+c = log p(brake | obstacle, no light) - log p(brake | no obstacle, light) during training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from contra_bc.errors import UserError
+
+# ---------------------------------------------------------------- toy problem (§5.1.1)
+
+
+@dataclass
+class ToyConfig:
+    """The toy braking world and its training run.
+
+    The obstacle is a two-state Markov chain: it appears with probability ``p_appear`` on a
+    clear step and stays with probability ``p_stay`` (mean length 1 / (1 - p_stay) steps).
+    The demonstrator is optimal: it brakes exactly when an obstacle is present. The brake light
+    is the demonstrator's previous action, so it equals the previous step's obstacle bit: it
+    agrees with the correct action on every step except the first and the first-after-last step
+    of each obstacle. Three distractor features are standard normal noise.
+    """
+
+    p_appear: float = 0.1
+    p_stay: float = 0.9
+    noise_features: int = 3
+    steps: int = 4000
+    lr: float = 0.02
+    width: int = 16
+    depths: tuple = (0, 1, 2, 3, 4)  # 0 = linear policy
+    evals: int = 40
+    seed: int = 0
+
+
+def toy_demonstrations(n: int, cfg: ToyConfig, rng: np.random.Generator):
+    """n consecutive steps: features [obstacle, brake_light, noise...] and the optimal action."""
+    obstacle = np.zeros(n, np.float32)
+    present = False
+    for t in range(n):
+        present = rng.random() < (cfg.p_stay if present else cfg.p_appear)
+        obstacle[t] = present
+    light = np.concatenate([[0.0], obstacle[:-1]]).astype(np.float32)  # previous action
+    noise = rng.standard_normal((n, cfg.noise_features)).astype(np.float32)
+    x = np.concatenate([obstacle[:, None], light[:, None], noise], axis=1)
+    return x, obstacle.copy()
+
+
+def toy_policy(depth: int, n_in: int, width: int):
+    """depth 0: linear with bias; depth d: d hidden ReLU layers. Outputs the logit of p(brake)."""
+    import torch
+
+    if depth == 0:
+        return torch.nn.Linear(n_in, 1)
+    layers, d = [], n_in
+    for _ in range(depth):
+        layers += [torch.nn.Linear(d, width), torch.nn.ReLU()]
+        d = width
+    return torch.nn.Sequential(*layers, torch.nn.Linear(d, 1))
+
+
+def toy_experiment(cfg: ToyConfig) -> dict:
+    """Train each depth on the same demonstrations; returns c over training for each."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(cfg.seed)
+    x, y = toy_demonstrations(cfg.steps, cfg, rng)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    n_in = x.shape[1]
+    s_obstacle = torch.zeros(1, n_in)
+    s_obstacle[0, 0] = 1.0
+    s_light = torch.zeros(1, n_in)
+    s_light[0, 1] = 1.0
+    every = max(1, cfg.steps // cfg.evals)
+    curves = {}
+    for depth in cfg.depths:
+        torch.manual_seed(cfg.seed * 100 + depth)
+        policy = toy_policy(depth, n_in, cfg.width)
+        opt = torch.optim.SGD(policy.parameters(), lr=cfg.lr)
+
+        def c_now():
+            with torch.no_grad():
+                return float(F.logsigmoid(policy(s_obstacle)) - F.logsigmoid(policy(s_light)))
+
+        points = [(0, c_now())]
+        for t in range(cfg.steps):
+            loss = F.binary_cross_entropy_with_logits(policy(x[t:t + 1])[:, 0], y[t:t + 1])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if (t + 1) % every == 0 or t + 1 == cfg.steps:
+                points.append((t + 1, c_now()))
+        curves[toy_name(depth)] = points
+    light_agrees = float((x[:, 1] == y).float().mean())
+    return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+            "light_agrees_with_action": round(light_agrees, 4),
+            "curves": curves,
+            "final_c": {name: round(pts[-1][1], 4) for name, pts in curves.items()}}
+
+
+def toy_name(depth: int) -> str:
+    return "linear" if depth == 0 else f"mlp-{depth}"
+
+
+def draw_toy(result: dict, path: Path) -> Path:
+    from contra_bc.charts import line_charts
+
+    cfg = result["config"]
+    return line_charts(
+        [{"series": result["curves"], "title": "c = log p(brake|obstacle, no light) - log p(brake|no obstacle, light)",
+          "xlabel": "SGD steps (batch 1)", "ylabel": "c"}],
+        path, title=f"toy causality (P2P sec. 5.1.1): lr {cfg['lr']}, width {cfg['width']}, seed {cfg['seed']}")
+
+
+# ---------------------------------------------------------------- the score (§5.2)
+
+
+@dataclass
+class ScoreConfig:
+    chunks: int = 4
+    p: float = 0.5
+    batch: int = 8
+    batches: int = 4
+    seed: int = 0
+    repeats: int = 1
+    split: str = "val"
+    min_distance: int = 200
+    window: int | None = None  # steps per window; default: the policy's trained history
+
+
+def check_config(cfg: ScoreConfig) -> None:
+    if not (0.0 <= cfg.p <= 1.0) or math.isnan(cfg.p):
+        raise UserError(f"--p must be a probability in [0, 1], not {cfg.p}. Example: --p 0.5.")
+    for name in ("chunks", "batch", "batches", "repeats"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"--{name} must be at least 1, not {getattr(cfg, name)}.")
+    if cfg.min_distance < 1:
+        raise UserError(f"--min-distance must be at least 1, not {cfg.min_distance}.")
+
+
+def scored_positions(valid: np.ndarray, chunks: int) -> list[tuple[int, int, int]]:
+    """(window b, chunk c, step t) scored: the last valid step of each chunk of L = T // C steps."""
+    b_count, t_count = valid.shape
+    length = t_count // chunks
+    out = []
+    for b in range(b_count):
+        for c in range(chunks):
+            idx = np.flatnonzero(valid[b, c * length:(c + 1) * length])
+            if len(idx):
+                out.append((b, c, c * length + int(idx[-1])))
+    return out
+
+
+def perturb_frames(frames: np.ndarray, valid: np.ndarray, episode: np.ndarray, start: np.ndarray,
+                   p: float, min_distance: int, rng: np.random.Generator):
+    """Replace each valid frame with probability p by a frame of another scene of the batch.
+
+    A donor is a valid position of another episode, or of the same episode at least
+    ``min_distance`` steps away. Returns (perturbed copy, bool mask of replaced positions).
+    """
+    b_count, t_count = valid.shape
+    out = frames.copy()
+    replaced = np.zeros(valid.shape, bool)
+    if p <= 0:
+        return out, replaced
+    chosen = (rng.random(valid.shape) < p) & valid
+    donors_b, donors_t = np.nonzero(valid)
+    donor_ep = episode[donors_b]
+    donor_pos = start[donors_b] + donors_t
+    for b, t in zip(*np.nonzero(chosen)):
+        ok = (donor_ep != episode[b]) | (np.abs(donor_pos - (start[b] + t)) >= min_distance)
+        candidates = np.flatnonzero(ok)
+        if len(candidates) == 0:
+            continue  # nothing far enough in this batch: the frame stays
+        k = candidates[rng.integers(len(candidates))]
+        out[b, t] = frames[donors_b[k], donors_t[k]]
+        replaced[b, t] = True
+    return out, replaced
+
+
+def chunk_batch(batch: dict, chunks: int) -> dict:
+    """[B, T, ...] tensors -> [B*C, L, ...]: each chunk becomes its own sequence."""
+    import torch
+
+    t_count = batch["actions"].shape[1]
+    length = t_count // chunks
+    if length < 1:
+        raise UserError(f"--chunks {chunks} is more than the {t_count} steps of a window; use fewer chunks.")
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[1] == t_count:
+            v = value[:, :chunks * length]
+            out[key] = v.reshape(v.shape[0] * chunks, length, *v.shape[2:]).contiguous()
+        elif isinstance(value, torch.Tensor) and value.dim() == 1:
+            out[key] = value.repeat_interleave(chunks)
+        else:
+            out[key] = value
+    return out
+
+
+def kl_at(logps_a: list, logps_b: list, rows, cols):
+    """Sum over action token groups of KL(a || b) at the given (row, col) positions; [N] tensor."""
+    import torch
+
+    total = None
+    for la, lb in zip(logps_a, logps_b):
+        la = la[rows, cols].double()
+        lb = lb[rows, cols].double()
+        kl = (la.exp() * (la - lb)).sum(-1)
+        total = kl if total is None else total + kl
+    return total.clamp_min(0.0) if total is not None else torch.zeros(len(rows), dtype=torch.float64)
+
+
+def score_batch(model, batch: dict, cfg: ScoreConfig, rng: np.random.Generator) -> dict:
+    """The causality score of one batch: KL summed over windows and chunks, and its parts."""
+    import torch
+
+    frames = batch["frames"].numpy()
+    valid = batch["valid"].numpy().astype(bool)
+    episode = batch["episode"].numpy()
+    start = batch["start"].numpy()
+    perturbed, replaced = perturb_frames(frames, valid, episode, start, cfg.p, cfg.min_distance, rng)
+    chunked = chunk_batch(batch, cfg.chunks)
+    length = batch["actions"].shape[1] // cfg.chunks
+    positions = scored_positions(valid, cfg.chunks)
+    if not positions:
+        return {"score": 0.0, "chunks_scored": 0, "frames_replaced": int(replaced.sum()), "positions": []}
+    rows = torch.tensor([b * cfg.chunks + c for b, c, _ in positions])
+    cols = torch.tensor([t - c * length for _, c, t in positions])
+    other = torch.from_numpy(perturbed[:, :cfg.chunks * length]).reshape(chunked["frames"].shape)
+    with torch.no_grad():
+        original = model.action_logprobs(chunked)
+        changed = model.action_logprobs(chunked, frames=other)
+    kl = kl_at(original, changed, rows, cols)
+    return {"score": float(kl.sum()), "chunks_scored": len(positions), "frames_replaced": int(replaced.sum()),
+            "positions": [(int(b), int(c), int(t)) for b, c, t in positions], "kl": kl.tolist()}
