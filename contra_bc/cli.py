@@ -288,12 +288,85 @@ def train():
 
 @app.command()
 @handle_errors
-def play():
+def play(
+    checkpoint: str = typer.Argument(..., help="Checkpoint dir or RUN dir (follows RUN/last); `bot:random` plays "
+                                     "the random baseline alone."),
+    game: str = typer.Option("Outpost-Nes", "--game", "-g", help="Game from `contra-bc games`; its buttons must "
+                             "be the checkpoint's."),
+    state: Optional[str] = typer.Option(None, "--state", "-s", help="Start state (default: the game's first)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="New session folder: OUT/agent-NNNN and "
+                                       "OUT/random-NNNN recordings, OUT/evaluation.json. Required in the window."),
+    hz: Optional[float] = typer.Option(None, "--hz", help="Decisions per second (default: the checkpoint's "
+                                       "dataset rate, else 20); the window runs at this pace."),
+    frames_per_step: Optional[int] = typer.Option(None, "--frames-per-step", min=1, help="Emulator frames per "
+                                                  "decision (default: the checkpoint's dataset, else 1)."),
+    fast: bool = typer.Option(False, "--fast", help="Headless, as fast as inference allows (implied by --episodes > 1)."),
+    temperature: float = typer.Option(1.0, "--temperature", "-t", help="Sampling temperature (0 = argmax)."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed; episode i uses seed+i."),
+    instruction: Optional[str] = typer.Option(None, "--instruction", help="Text instruction for the whole run "
+                                              "(embedded once, then cached)."),
+    episodes: int = typer.Option(1, "--episodes", "-n", min=1, help="Headless evaluation episodes."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Parallel spawn processes (one emulator each)."),
+    baseline: str = typer.Option("random", "--baseline", help="Also run this baseline for comparison: random "
+                                 "(bot:random, RandomMomentum) or none."),
+    max_steps: int = typer.Option(6000, "--max-steps", min=1, help="Stop an episode after this many steps."),
+    until: str = typer.Option("level", "--episode-until", help="End an episode at: life, level, game-over, never."),
+    json_out: bool = typer.Option(False, "--json", help="Print the evaluation report as JSON."),
+):
     """Run a trained policy in the emulator, evaluate it, take over as a human.
 
-    Exit codes: 3 not built yet.
+    Frames go through the same preprocessing as build-dataset; the policy decides with its KV
+    cache; every episode is written as a recording (source "agent") that replay-verify, annotate
+    and build-dataset accept. In the window (default), a key hands control to you and back:
+    your steps are recorded with actor "human" (correction data). Headless (`--fast` or
+    `--episodes N`) it reports win rate, progress, score, deaths, steps and decision latency
+    p50/p99 next to a random baseline run in the same command.
+
+    Examples:
+
+    `contra-bc play runs/train1 --game Outpost-Nes --out runs/play1`
+
+    `contra-bc play runs/train1 --game Outpost-Nes --episodes 20 --workers 2 --out runs/eval1 --json`
+
+    Exit codes: 0 ok, 2 bad input (unreadable checkpoint, buttons that do not fit the game), 130 interrupted.
     """
-    not_built("play", "issue: play")
+    from contra_bc import play as play_mod
+    from contra_bc.ui import err, print_json, progress
+
+    ckpt = None if checkpoint == "bot:random" else checkpoint
+    if checkpoint.startswith("bot:") and ckpt is not None:
+        raise UserError(f"{checkpoint}: only bot:random can stand in for a checkpoint.")
+    cfg = play_mod.EvalConfig(checkpoint=ckpt, game=game, state=state, out=str(out) if out else None,
+                              episodes=episodes, workers=workers, frames_per_step=frames_per_step, hz=hz,
+                              max_steps=max_steps, until=until, temperature=temperature, seed=seed,
+                              instruction=instruction, baseline=baseline)
+    if not fast and episodes == 1:
+        play_mod.check_options(cfg)
+        if out is None:
+            raise UserError("The window records what happens: give a new session folder with --out "
+                            "(or use --fast for a headless run).")
+        result = play_mod.play_window(cfg)
+        _table([{k: result[k] for k in ("recording", "outcome", "steps", "agent_steps", "human_steps",
+                                        "latency_ms_p50", "latency_ms_p99")}], "play")
+        return
+    with progress() as bar:
+        n = episodes * (2 if ckpt and baseline != "none" else 1)
+        task = bar.add_task("play", total=n)
+        report = play_mod.evaluate(cfg, on_result=lambda i, r: bar.advance(task))
+    if json_out:
+        print_json(report)
+        return
+    rows = []
+    for name, s in report["policies"].items():
+        rows.append({"policy": name, "episodes": s["episodes"], "win rate": s["win_rate"],
+                     "progress (mean/max)": f"{s['progress_mean']}/{s['progress_max']}", "score": s["score_mean"],
+                     "deaths": s["deaths_mean"], "steps": s["steps_mean"],
+                     "latency p50/p99 ms": f"{s['latency_ms_p50']}/{s['latency_ms_p99']}"})
+    _table(rows, f"play {game} ({report['episodes']} episodes, until {until})")
+    if report.get("baseline_policy"):
+        err.print(f"baseline: {report['baseline_policy']}")
+    if report.get("report"):
+        err.print(f"report: {report['report']}")
 
 
 @app.command("causality-score")

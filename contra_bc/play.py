@@ -1,0 +1,349 @@
+"""`contra-bc play`: run a trained policy in the emulator, evaluate it, hand control to a human.
+
+One decision per step: the screen goes through ``contra_bc.preprocess.preprocess_frame`` (the
+same function build-dataset uses), the policy picks an action with its KV cache (sliding
+window = trained history, so a step costs the same at step 10 and step 10,000), and the
+emulator holds that action for ``frames_per_step`` frames.
+
+Every episode is written as a recording (format v1, ``source="agent"``; rows by the policy
+have actor ``agent``, rows by a human who took over have actor ``human``), so replay-verify,
+annotate and build-dataset accept it. A session folder OUT holds:
+
+    OUT/agent-NNNN/       episode NNNN played by the policy (seed = --seed + NNNN)
+    OUT/random-NNNN/      episode NNNN of the random baseline (source "script")
+    OUT/evaluation.json   the evaluation report (headless runs)
+
+The random baseline is ``contra_bc.bots.basic.RandomMomentum`` (the recorder's ``bot:random``:
+random button combinations without START/SELECT, each held 1-12 steps), seeded like the agent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from contra_bc.emulator import get_game, progress_of
+from contra_bc.episode import UNTIL, EpisodeRunner, sigterm_as_interrupt
+from contra_bc.errors import UserError
+from contra_bc.preprocess import preprocess_frame
+
+BASELINES = ("random", "none")
+
+
+@dataclass
+class PlayJob:
+    """One headless episode (picklable for spawn workers). checkpoint None = the random baseline."""
+
+    checkpoint: str | None
+    game: str
+    state: str | None
+    out: str | None
+    episode: int = 0
+    frames_per_step: int = 1
+    hz: float = 20.0
+    max_steps: int = 6000
+    until: str = "level"
+    temperature: float = 1.0
+    seed: int = 0
+    instruction: str | None = None
+    torch_threads: int = 0  # 0: leave torch's default
+
+
+# ---------------------------------------------------------------- the policy side
+
+_POLICIES: dict = {}
+
+
+def load_checked_policy(checkpoint: str, game_name: str):
+    """Load a policy (cached per process) and check its buttons fit the game's."""
+    from contra_bc.model.policy import load_policy
+
+    key = str(checkpoint)
+    if key not in _POLICIES:
+        _POLICIES.clear()
+        _POLICIES[key] = load_policy(checkpoint, device="cpu")
+    policy = _POLICIES[key]
+    check_buttons(policy, get_game(game_name), checkpoint)
+    return policy
+
+
+def check_buttons(policy, game, checkpoint) -> None:
+    """UserError unless the checkpoint's action space is exactly this game's buttons."""
+    mine = [b for b in (policy.buttons or [])]
+    theirs = list(game.buttons)
+    if mine != theirs:
+        raise UserError(
+            f"The checkpoint {checkpoint} was trained on {policy.game} with buttons "
+            f"{[b for b in mine if b]} ({len(mine)} slots), but {game.name} has buttons "
+            f"{[b for b in theirs if b]} ({len(theirs)} slots): its actions would press the wrong "
+            f"buttons. Play it on a game of the same platform (--game {policy.game}) or train a "
+            f"checkpoint on {game.name} recordings.")
+
+
+def policy_checkpoint_info(policy) -> dict:
+    """What the checkpoint says about its data: frames_per_step and hz if known."""
+    info = {}
+    for source in (getattr(policy, "dataset_info", None), getattr(policy, "data_info", None)):
+        if isinstance(source, dict):
+            info.update({k: source[k] for k in ("frames_per_step", "hz", "fps") if k in source})
+    return info
+
+
+class PolicyActor:
+    """Preprocess the screen, ask the policy, time the decision."""
+
+    name = "agent"
+
+    def __init__(self, policy, temperature: float, seed: int, instruction: str | None):
+        import torch
+
+        self.policy = policy
+        self.temperature = temperature
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.instruction = instruction
+        self.latencies_ms: list[float] = []
+
+    def reset(self, emu) -> None:
+        self.policy.reset(instruction=self.instruction)
+
+    def act(self, emu, screen: np.ndarray) -> int:
+        t0 = time.perf_counter()
+        frame = preprocess_frame(screen, self.policy.frame_size)
+        action, _info = self.policy.act(frame, temperature=self.temperature, generator=self.generator)
+        self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+        return int(action)
+
+    def observe_human(self, action: int) -> None:
+        self.policy.observe_action(int(action))
+
+
+class BotActor:
+    """A scripted bot (the random baseline), timed the same way."""
+
+    name = "script"
+
+    def __init__(self, bot):
+        self.bot = bot
+        self.latencies_ms: list[float] = []
+
+    def reset(self, emu) -> None:
+        self.bot.reset(emu)
+
+    def act(self, emu, screen: np.ndarray) -> int:
+        t0 = time.perf_counter()
+        action = int(self.bot.act(emu))
+        self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+        return action
+
+    def observe_human(self, action: int) -> None:
+        pass
+
+
+def make_actor(job: PlayJob):
+    game = get_game(job.game)
+    if job.checkpoint is None:
+        from contra_bc.bots.basic import RandomMomentum
+
+        return BotActor(RandomMomentum(seed=job.seed, game=game)), f"baseline random (RandomMomentum) seed={job.seed}"
+    policy = load_checked_policy(job.checkpoint, job.game)
+    detail = f"policy {job.checkpoint} temperature={job.temperature} seed={job.seed}"
+    if job.instruction:
+        detail += f" instruction={job.instruction!r}"
+    return PolicyActor(policy, job.temperature, job.seed, job.instruction), detail
+
+
+# ---------------------------------------------------------------- one episode
+
+
+def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict | None, wall_s: float,
+                    human_steps: int = 0) -> dict:
+    lat = np.asarray(actor.latencies_ms, dtype=np.float64)
+    variables = runner.variables
+    return {
+        "episode": None,
+        "outcome": runner.final_outcome(),
+        "win": runner.counts["win"] > 0,
+        "progress": int(max_progress),
+        "score": int(variables["score"]) if "score" in variables else None,
+        "deaths": int(runner.counts["death"]),
+        "steps": int(runner.steps),
+        "human_steps": int(human_steps),
+        "wall_s": round(wall_s, 3),
+        "latency_ms": [round(x, 3) for x in lat.tolist()],
+        "recording": meta.get("path") if meta else None,
+        "complete": meta.get("complete") if meta else True,
+    }
+
+
+def play_episode(job: PlayJob) -> dict:
+    """Play one headless episode as fast as inference allows; record it if job.out is set."""
+    from contra_bc.parallel import shared_emulator
+
+    if job.torch_threads:
+        import torch
+
+        torch.set_num_threads(job.torch_threads)
+    game = get_game(job.game)
+    actor, detail = make_actor(job)
+    emu = shared_emulator(game)
+    runner = EpisodeRunner(emu, frames_per_step=job.frames_per_step, until=job.until)
+    screen = runner.reset(job.state or game.default_state)
+    actor.reset(emu)
+    writer = None
+    if job.out:
+        writer = runner.open_writer(Path(job.out), source="agent" if job.checkpoint else "script",
+                                    source_detail=detail, hz=job.hz,
+                                    extra=_extra(job))
+    max_progress = progress_of(game, runner.variables)
+    started = time.perf_counter()
+    end_reason = "max_steps"
+    meta = None
+    with sigterm_as_interrupt():
+        try:
+            while runner.steps < job.max_steps:
+                action = actor.act(emu, screen)
+                row = runner.step(action, actor.name)
+                if writer:
+                    writer.add(screen, row)
+                screen = emu.screen()
+                max_progress = max(max_progress, progress_of(game, runner.variables))
+                if runner.done:
+                    end_reason = runner.outcome
+                    break
+        except KeyboardInterrupt:
+            if writer:
+                meta = writer.finish(runner.final_outcome(), complete=False, end_reason="interrupted",
+                                     summary=runner.summary())
+            raise
+    if writer:
+        meta = writer.finish(runner.final_outcome(), complete=True, end_reason=end_reason,
+                             summary=runner.summary())
+        meta["path"] = str(job.out)
+    result = episode_metrics(runner, max_progress, actor, meta, time.perf_counter() - started)
+    result["episode"] = job.episode
+    result["end_reason"] = end_reason
+    return result
+
+
+def _extra(job: PlayJob) -> dict:
+    return {"episode_until": job.until, "seed": job.seed, "checkpoint": job.checkpoint,
+            "temperature": job.temperature if job.checkpoint else None, "instruction": job.instruction}
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def summarize(results: list[dict]) -> dict:
+    """Win rate, progress, score, deaths, steps and decision latency over episodes."""
+    lat = np.concatenate([np.asarray(r["latency_ms"], np.float64) for r in results]) if results else np.zeros(0)
+    scores = [r["score"] for r in results if r["score"] is not None]
+    steps = sum(r["steps"] for r in results)
+    wall = sum(r["wall_s"] for r in results)
+
+    def mean(xs):
+        return round(float(np.mean(xs)), 3) if len(xs) else None
+
+    return {
+        "episodes": len(results),
+        "win_rate": mean([float(r["win"]) for r in results]),
+        "progress_mean": mean([r["progress"] for r in results]),
+        "progress_max": max((r["progress"] for r in results), default=None),
+        "score_mean": mean(scores),
+        "deaths_mean": mean([r["deaths"] for r in results]),
+        "steps_mean": mean([r["steps"] for r in results]),
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
+        "latency_ms_p99": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
+        "steps_per_s": round(steps / wall, 1) if wall > 0 else None,
+        "outcomes": {o: sum(r["outcome"] == o for r in results) for o in ("win", "death", "game_over", "none")},
+    }
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: str | None
+    game: str
+    state: str | None
+    out: str | None
+    episodes: int = 1
+    workers: int = 1
+    frames_per_step: int | None = None
+    hz: float | None = None
+    max_steps: int = 6000
+    until: str = "level"
+    temperature: float = 1.0
+    seed: int = 0
+    instruction: str | None = None
+    baseline: str = "random"
+    extra_jobs: list = field(default_factory=list)
+
+
+def check_options(cfg: EvalConfig) -> None:
+    if cfg.until not in UNTIL:
+        raise UserError(f"--episode-until must be one of {', '.join(UNTIL)}, not {cfg.until!r}.")
+    if cfg.baseline not in BASELINES:
+        raise UserError(f"--baseline must be one of {', '.join(BASELINES)}, not {cfg.baseline!r}.")
+    if cfg.temperature < 0:
+        raise UserError(f"--temperature must be >= 0 (0 = always the most likely action), not {cfg.temperature}.")
+    if cfg.out and Path(cfg.out).exists() and any(Path(cfg.out).iterdir()):
+        raise UserError(f"{cfg.out} exists and is not empty; contra-bc never overwrites recordings. "
+                        f"Choose a new --out folder.")
+    get_game(cfg.game)
+
+
+def resolve_pacing(cfg: EvalConfig) -> tuple[int, float]:
+    """frames_per_step and hz: the options if given, else what the checkpoint's dataset used."""
+    fps, hz = cfg.frames_per_step, cfg.hz
+    if cfg.checkpoint and (fps is None or hz is None):
+        info = policy_checkpoint_info(load_checked_policy(cfg.checkpoint, cfg.game))
+        fps = fps or info.get("frames_per_step")
+        hz = hz or info.get("hz") or info.get("fps")
+    return int(fps or 1), float(hz or 20.0)
+
+
+def evaluation_jobs(cfg: EvalConfig, frames_per_step: int, hz: float) -> list[tuple[str, PlayJob]]:
+    kinds = []
+    if cfg.checkpoint:
+        kinds.append(("agent", cfg.checkpoint))
+    if cfg.baseline == "random" or not cfg.checkpoint:
+        kinds.append(("random", None))
+    threads = 1 if cfg.workers > 1 else 0
+    jobs = []
+    for kind, ckpt in kinds:
+        for i in range(cfg.episodes):
+            out = str(Path(cfg.out) / f"{kind}-{i:04d}") if cfg.out else None
+            jobs.append((kind, PlayJob(ckpt, cfg.game, cfg.state, out, i, frames_per_step, hz, cfg.max_steps,
+                                       cfg.until, cfg.temperature, cfg.seed + i, cfg.instruction, threads)))
+    return jobs
+
+
+def evaluate(cfg: EvalConfig, on_result=None) -> dict:
+    """Headless episodes of the policy and of the baseline, in parallel spawn workers."""
+    from contra_bc.formats import atomic
+    from contra_bc.parallel import run_many
+
+    check_options(cfg)
+    frames_per_step, hz = resolve_pacing(cfg)
+    jobs = evaluation_jobs(cfg, frames_per_step, hz)
+    if cfg.out:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    results = run_many(play_episode, [j for _, j in jobs], workers=min(max(1, cfg.workers), len(jobs)),
+                       games=[cfg.game], on_result=on_result)
+    report = {"game": cfg.game, "state": cfg.state or get_game(cfg.game).default_state,
+              "checkpoint": cfg.checkpoint, "episodes": cfg.episodes, "workers": cfg.workers,
+              "frames_per_step": frames_per_step, "hz": hz, "max_steps": cfg.max_steps,
+              "episode_until": cfg.until, "temperature": cfg.temperature, "seed": cfg.seed,
+              "instruction": cfg.instruction,
+              "baseline_policy": "RandomMomentum (bot:random): random buttons without START/SELECT, "
+                                 "each combination held 1-12 steps" if any(k == "random" for k, _ in jobs) else None,
+              "policies": {}, "episodes_detail": {}}
+    for kind in dict.fromkeys(k for k, _ in jobs):
+        mine = [r for (k, _), r in zip(jobs, results) if k == kind]
+        report["policies"][kind] = summarize(mine)
+        report["episodes_detail"][kind] = [{k: v for k, v in r.items() if k != "latency_ms"} for r in mine]
+    if cfg.out:
+        atomic.write_json(Path(cfg.out) / "evaluation.json", report)
+        report["report"] = str(Path(cfg.out) / "evaluation.json")
+    return report
