@@ -40,17 +40,21 @@ def check_rom(meta: dict, path: Path):
 
 def verify(job: VerifyJob) -> dict:
     """Replay one recording; returns a JSON-able result (status verified/diverged/error)."""
+    try:
+        return _verify(job)
+    except UserError as exc:
+        return {"path": str(job.path), "status": "error", "message": str(exc)}
+
+
+def _verify(job: VerifyJob) -> dict:
     from contra_bc.parallel import shared_emulator
 
     started = time.perf_counter()
     path = Path(job.path)
-    try:
-        rec = read_recording(path)
-        game = check_rom(rec.meta, path)
-        start_state = rec.start_state()
-        emu = shared_emulator(game)
-    except UserError as exc:
-        return {"path": str(path), "status": "error", "message": str(exc)}
+    rec = read_recording(path)
+    game = check_rom(rec.meta, path)
+    start_state = rec.start_state()
+    emu = shared_emulator(game)
 
     meta = rec.meta
     frames_per_step = int(meta["frames_per_step"])
