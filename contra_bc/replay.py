@@ -73,9 +73,9 @@ def _verify(job: VerifyJob) -> dict:
     ram_hashes = rec.column("ram_hash")
     divergence = None
     for k in range(rec.n_steps):
-        runner.step(int(actions[k]), "script")
-        frame_ok = emu.frame_hash() == frame_hashes[k]
-        ram_ok = emu.ram_hash() == ram_hashes[k]
+        row = runner.step(int(actions[k]), "script")
+        frame_ok = row["frame_hash"] == frame_hashes[k]
+        ram_ok = row["ram_hash"] == ram_hashes[k]
         if not (frame_ok and ram_ok):
             divergence = {"step": k, "frame": not frame_ok, "ram": not ram_ok,
                           "time_s": round(rec.time_of_step(k), 3)}
