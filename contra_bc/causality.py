@@ -267,3 +267,163 @@ def score_batch(model, batch: dict, cfg: ScoreConfig, rng: np.random.Generator) 
     kl = kl_at(original, changed, rows, cols)
     return {"score": float(kl.sum()), "chunks_scored": len(positions), "frames_replaced": int(replaced.sum()),
             "positions": [(int(b), int(c), int(t)) for b, c, t in positions], "kl": kl.tolist()}
+
+
+def _load_policy(checkpoint):
+    from contra_bc.model.policy import load_policy
+
+    return load_policy(checkpoint, device="cpu")
+
+
+def open_dataset(dataset: Path, split: str):
+    """The dataset reader, after checking the path and the split."""
+    from contra_bc.dataset.loader import DatasetReader
+
+    dataset = Path(dataset)
+    if not dataset.exists():
+        raise UserError(f"Dataset {dataset} does not exist. Build one with "
+                        f"`contra-bc build-dataset RECORDINGS --out {dataset}`.")
+    reader = DatasetReader(dataset)
+    splits = sorted({e.get("split") for e in reader.episodes})
+    if split not in splits:
+        raise UserError(f"Dataset {dataset} has no episodes in split {split!r}; its splits: "
+                        f"{', '.join(map(str, splits)) or 'none'}. Choose one with --split.")
+    return reader
+
+
+def dataset_game(reader) -> str | None:
+    info = reader.info or {}
+    return info.get("game") or (info.get("games") or [None])[0]
+
+
+def check_game(policy, reader, checkpoint, dataset) -> None:
+    game = dataset_game(reader)
+    if game is not None and policy.game != game:
+        raise UserError(f"The checkpoint {checkpoint} was trained on {policy.game}, but the dataset {dataset} "
+                        f"holds {game}: the score compares frames of one game. Use a dataset of "
+                        f"{policy.game} recordings (or a checkpoint trained on {game}).")
+
+
+def iterate_batches(dataset: Path, cfg: ScoreConfig, window: int, seed: int):
+    """cfg.batches batches of cfg.batch windows of ``window`` steps from cfg.split, in seeded order."""
+    from contra_bc.dataset.loader import make_loader
+
+    loader = make_loader(dataset, split=cfg.split, window=window, batch_size=cfg.batch, shuffle=True,
+                         seed=seed, drop_last=False)
+    for i, batch in enumerate(loader):
+        if i >= cfg.batches:
+            break
+        yield batch
+
+
+def score_policy(policy, dataset: Path, cfg: ScoreConfig) -> dict:
+    """The score of a loaded policy, repeated over cfg.repeats seeds."""
+    import torch
+
+    window = cfg.window or policy.history * cfg.chunks
+    repeats = []
+    policy.model.eval()
+    for r in range(cfg.repeats):
+        seed = cfg.seed + r
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        total, scored, replaced, valid = 0.0, 0, 0, 0
+        for batch in iterate_batches(dataset, cfg, window, seed):
+            part = score_batch(policy.model, batch, cfg, rng)
+            total += part["score"]
+            scored += part["chunks_scored"]
+            replaced += part["frames_replaced"]
+            valid += int(batch["valid"].sum())
+        repeats.append({"seed": seed, "score": total, "chunks_scored": scored, "frames_replaced": replaced,
+                        "frames_valid": valid})
+    scores = np.array([r["score"] for r in repeats])
+    scored = sum(r["chunks_scored"] for r in repeats)
+    return {
+        "score_mean": float(scores.mean()),
+        "score_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
+        "per_chunk_mean": float(sum(r["score"] for r in repeats) / scored) if scored else 0.0,
+        "chunks_scored": scored // max(1, len(repeats)),
+        "replaced_fraction": (sum(r["frames_replaced"] for r in repeats)
+                              / max(1, sum(r["frames_valid"] for r in repeats))),
+        "window": window,
+        "chunk_length": window // cfg.chunks,
+        "scored_position": "the last valid step of each chunk",
+        "repeats": repeats,
+    }
+
+
+def causality_score(checkpoint: Path, dataset: Path, cfg: ScoreConfig) -> dict:
+    """`contra-bc causality-score CHECKPOINT DATASET`."""
+    check_config(cfg)
+    reader = open_dataset(dataset, cfg.split)
+    policy = _load_policy(checkpoint)
+    check_game(policy, reader, checkpoint, dataset)
+    result = score_policy(policy, dataset, cfg)
+    result.update(checkpoint=str(checkpoint), dataset=str(dataset), game=policy.game,
+                  config={k: v for k, v in cfg.__dict__.items()})
+    return result
+
+
+def list_checkpoints(run: Path) -> list[tuple[int, Path]]:
+    """(step, dir) of every checkpoint of a RUN dir (RUN/checkpoints/step-NNNNNN), oldest first."""
+    run = Path(run)
+    base = run / "checkpoints" if (run / "checkpoints").is_dir() else run
+    found = []
+    for d in sorted(base.glob("step-*")):
+        if d.is_dir() and (d / "model.safetensors").is_file():
+            try:
+                found.append((int(d.name.split("-", 1)[1]), d))
+            except ValueError:
+                continue
+    if not found:
+        raise UserError(f"{run} holds no checkpoints (expected {base}/step-NNNNNN/model.safetensors). "
+                        f"Give the RUN dir written by `contra-bc train --out RUN`.")
+    return sorted(found)
+
+
+def validation_losses(run: Path) -> list[tuple[int, float]]:
+    """(step, validation loss) from RUN/metrics.jsonl lines that carry one."""
+    path = Path(run) / "metrics.jsonl"
+    points = []
+    if not path.is_file():
+        return points
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        loss = next((row[k] for k in ("val_loss", "val/loss", "validation_loss") if k in row), None)
+        if loss is None and row.get("split") == "val":
+            loss = row.get("loss")
+        if loss is not None and "step" in row:
+            points.append((int(row["step"]), float(loss)))
+    return points
+
+
+def trace_over(run: Path, dataset: Path, cfg: ScoreConfig, png: Path, on_checkpoint=None) -> dict:
+    """The score of every checkpoint of a run (same windows and perturbations), drawn beside val loss."""
+    from contra_bc.charts import line_charts
+
+    check_config(cfg)
+    reader = open_dataset(dataset, cfg.split)
+    points = []
+    losses = dict(validation_losses(run))
+    for step, ckpt in list_checkpoints(run):
+        policy = _load_policy(ckpt)
+        check_game(policy, reader, ckpt, dataset)
+        r = score_policy(policy, dataset, cfg)
+        points.append({"checkpoint": str(ckpt), "step": step, "score_mean": r["score_mean"],
+                       "score_std": r["score_std"], "per_chunk_mean": r["per_chunk_mean"],
+                       "val_loss": losses.get(step)})
+        if on_checkpoint:
+            on_checkpoint(points[-1])
+    loss_curve = sorted(validation_losses(run))
+    line_charts([
+        {"series": {"causality score": [(p["step"], p["score_mean"]) for p in points]},
+         "title": f"causality score (p={cfg.p}, C={cfg.chunks}, {cfg.repeats} repeat(s))",
+         "xlabel": "training step", "ylabel": "score"},
+        {"series": {"validation loss": loss_curve}, "title": "validation loss (RUN/metrics.jsonl)",
+         "xlabel": "training step", "ylabel": "loss"},
+    ], png, title=f"{Path(run).name}: causality over training")
+    return {"run": str(run), "dataset": str(dataset), "png": str(png), "points": points,
+            "config": {k: v for k, v in cfg.__dict__.items()}}

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.emulator import get_game, progress_of
-from contra_bc.episode import UNTIL, EpisodeRunner, sigterm_as_interrupt
+from contra_bc.episode import UNTIL, EpisodeRunner, StopSignals
 from contra_bc.errors import UserError
 from contra_bc.preprocess import preprocess_frame
 
@@ -201,25 +201,23 @@ def play_episode(job: PlayJob) -> dict:
     started = time.perf_counter()
     end_reason = "max_steps"
     meta = None
-    with sigterm_as_interrupt():
-        try:
-            while runner.steps < job.max_steps:
-                action = actor.act(emu, screen)
-                row = runner.step(action, actor.name)
-                if writer:
-                    writer.add(screen, row)
-                screen = emu.screen()
-                max_progress = max(max_progress, progress_of(game, runner.variables))
-                if runner.done:
-                    end_reason = runner.outcome
-                    break
-        except KeyboardInterrupt:
+    complete = True
+    with StopSignals() as stop:
+        while runner.steps < job.max_steps:
+            if stop.requested:
+                complete, end_reason = False, "interrupted"
+                break
+            action = actor.act(emu, screen)
+            row = runner.step(action, actor.name)
             if writer:
-                meta = writer.finish(runner.final_outcome(), complete=False, end_reason="interrupted",
-                                     summary=runner.summary())
-            raise
+                writer.add(screen, row)
+            screen = emu.screen()
+            max_progress = max(max_progress, progress_of(game, runner.variables))
+            if runner.done:
+                end_reason = runner.outcome
+                break
     if writer:
-        meta = writer.finish(runner.final_outcome(), complete=True, end_reason=end_reason,
+        meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason,
                              summary=runner.summary())
         meta["path"] = str(job.out)
     result = episode_metrics(runner, max_progress, actor, meta, time.perf_counter() - started)
