@@ -345,3 +345,99 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
         atomic.write_json(Path(cfg.out) / "evaluation.json", report)
         report["report"] = str(Path(cfg.out) / "evaluation.json")
     return report
+
+
+# ---------------------------------------------------------------- the window: watch, take over
+
+
+def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
+    """One episode at --hz in a window; the takeover key (Tab) hands control to the human and back.
+
+    The policy sees every frame either way (act() keeps its cache in step); on a human step the
+    human's action replaces the sampled one (policy.observe_action) and the row's actor is "human".
+    Keys: Tab takeover, P pause, N or Esc end the episode (kept as a complete recording when it
+    ended by the game's rules or N, as incomplete after Esc).
+    """
+    import time as _time
+
+    from contra_bc.parallel import shared_emulator
+    from contra_bc.record.window import GameWindow
+
+    if not cfg.checkpoint:
+        raise UserError("The window plays a checkpoint: give CHECKPOINT (bot:random runs headless with --fast).")
+    game = get_game(cfg.game)
+    frames_per_step, hz = resolve_pacing(cfg)
+    job = PlayJob(cfg.checkpoint, cfg.game, cfg.state, str(Path(cfg.out) / "agent-0000"), 0, frames_per_step, hz,
+                  cfg.max_steps, cfg.until, cfg.temperature, cfg.seed, cfg.instruction)
+    actor, detail = make_actor(job)
+    window = (window_factory or GameWindow)(list(game.buttons), scale=scale,
+                                            title="contra-bc play: agent driving (Tab: take over)")
+    emu = shared_emulator(game)
+    runner = EpisodeRunner(emu, frames_per_step=frames_per_step, until=cfg.until)
+    screen = runner.reset(cfg.state or game.default_state)
+    actor.reset(emu)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    writer = runner.open_writer(Path(job.out), source="agent", source_detail=detail, hz=hz,
+                                extra={**_extra(job), "takeover": True})
+    human = paused = False
+    human_steps = 0
+    lateness: list[float] = []
+    max_progress = progress_of(game, runner.variables)
+    end_reason, complete = "max_steps", True
+    period = 1.0 / hz
+    started = _time.perf_counter()
+    try:
+        with StopSignals() as stop:
+            window.show(screen)
+            next_tick = _time.perf_counter()
+            while runner.steps < cfg.max_steps:
+                next_tick += period
+                delay = next_tick - _time.perf_counter()
+                if delay > 0:
+                    _time.sleep(delay)
+                late = max(0.0, (_time.perf_counter() - next_tick) * 1000.0)
+                if stop.requested:
+                    end_reason, complete = "interrupted", False
+                    break
+                inp = window.poll()
+                if "stop" in inp.controls:
+                    end_reason, complete = "stopped", False
+                    break
+                if "end_episode" in inp.controls:
+                    end_reason = "ended_by_user"
+                    break
+                if "pause" in inp.controls:
+                    paused = not paused
+                    next_tick = _time.perf_counter()
+                if "takeover" in inp.controls:
+                    human = not human
+                    window.set_title("contra-bc play: YOU are driving (Tab: hand back)" if human
+                                     else "contra-bc play: agent driving (Tab: take over)")
+                if paused:
+                    window.show(screen, overlay="paused", detail="P resumes")
+                    continue
+                action = actor.act(emu, screen)
+                if human:
+                    action = int(inp.action)
+                    actor.observe_human(action)
+                    human_steps += 1
+                row = runner.step(action, "human" if human else "agent", late)
+                lateness.append(late)
+                writer.add(screen, row)
+                screen = emu.screen()
+                max_progress = max(max_progress, progress_of(game, runner.variables))
+                window.show(screen, recording=True)
+                if runner.done:
+                    end_reason = runner.outcome
+                    break
+    finally:
+        meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason,
+                             summary={**runner.summary(), "human_steps": human_steps})
+        window.close()
+    result = episode_metrics(runner, max_progress, actor, meta, _time.perf_counter() - started, human_steps)
+    lat = np.asarray(actor.latencies_ms or [0.0])
+    result.update(recording=job.out, agent_steps=runner.steps - human_steps, end_reason=end_reason,
+                  latency_ms_p50=round(float(np.percentile(lat, 50)), 2),
+                  latency_ms_p99=round(float(np.percentile(lat, 99)), 2),
+                  tick_lateness_ms_p99=round(float(np.percentile(lateness or [0.0], 99)), 2))
+    return result
