@@ -294,7 +294,7 @@ def check_options(cfg: EvalConfig) -> None:
 def resolve_pacing(cfg: EvalConfig) -> tuple[int, float]:
     """frames_per_step and hz: the options if given, else what the checkpoint's dataset used."""
     fps, hz = cfg.frames_per_step, cfg.hz
-    if cfg.checkpoint and (fps is None or hz is None):
+    if cfg.checkpoint:  # load here first: an unreadable or mismatched checkpoint fails before any worker starts
         info = policy_checkpoint_info(load_checked_policy(cfg.checkpoint, cfg.game))
         fps = fps or info.get("frames_per_step")
         hz = hz or info.get("hz") or info.get("fps")

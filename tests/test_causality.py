@@ -1,0 +1,148 @@
+"""causality-score: the toy problem of P2P §5.1.1 and the score of §5.2 on a real tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli, run_json
+from tests.tiny_policy import tiny_run  # noqa: F401  (session fixture)
+
+
+# ---------------------------------------------------------------- toy problem
+
+
+def test_toy_linear_stalls_and_deeper_networks_get_causal_faster(tmp_path):
+    from contra_bc.causality import ToyConfig, toy_experiment
+
+    result = toy_experiment(ToyConfig(seed=0, steps=3000))
+    final = result["final_c"]
+    # the brake light agrees with the optimal action on ~90% of steps: the trap is real
+    assert 0.8 < result["light_agrees_with_action"] < 0.95
+    auc = {name: float(np.mean([c for _, c in pts])) for name, pts in result["curves"].items()}
+    assert final["linear"] < 1.5, final
+    for name in ("mlp-1", "mlp-2", "mlp-3", "mlp-4"):
+        assert final[name] > 2 * final["linear"], final
+    assert min(final["mlp-2"], final["mlp-3"], final["mlp-4"]) > final["mlp-1"], final
+    assert auc["linear"] < auc["mlp-1"] < max(auc["mlp-3"], auc["mlp-4"]), auc
+
+
+def test_toy_cli_draws_png_and_json(tmp_path):
+    png = tmp_path / "toy.png"
+    code, result = run_json("causality-score", "--toy", "--toy-steps", 300, "--plot", png)
+    assert code == 0
+    assert set(result["curves"]) == {"linear", "mlp-1", "mlp-2", "mlp-3", "mlp-4"}
+    assert result["curves"]["linear"][-1][0] == 300
+    from PIL import Image
+
+    assert Image.open(png).size[0] >= 600
+
+
+# ---------------------------------------------------------------- the score's building blocks
+
+
+def test_scored_positions_are_the_last_valid_step_of_each_chunk():
+    from contra_bc.causality import scored_positions
+
+    valid = np.ones((2, 12), bool)
+    valid[1, 7:] = False  # window 1 ends (padding) inside chunk 1 of 3
+    got = scored_positions(valid, 3)
+    assert got == [(0, 0, 3), (0, 1, 7), (0, 2, 11), (1, 0, 3), (1, 1, 6)]
+
+
+def test_perturbation_takes_donors_from_other_scenes_only():
+    from contra_bc.causality import perturb_frames
+
+    rng = np.random.default_rng(0)
+    b, t = 3, 20
+    frames = np.zeros((b, t, 2, 2, 3), np.uint8)
+    for i in range(b):
+        for j in range(t):
+            frames[i, j] = i * 50 + j  # each position has its own colour
+    valid = np.ones((b, t), bool)
+    episode = np.array([0, 0, 1])
+    start = np.array([0, 5, 0])  # windows 0 and 1 overlap in episode 0
+    out, replaced = perturb_frames(frames, valid, episode, start, 1.0, 10, rng)
+    assert replaced.all()
+    for i in range(b):
+        for j in range(t):
+            src = np.argwhere((frames == out[i, j]).all(axis=(2, 3, 4)))[0]
+            same_episode = episode[src[0]] == episode[i]
+            assert not same_episode or abs((start[src[0]] + src[1]) - (start[i] + j)) >= 10
+    none, replaced0 = perturb_frames(frames, valid, episode, start, 0.0, 10, rng)
+    assert not replaced0.any() and np.array_equal(none, frames)
+
+
+# ---------------------------------------------------------------- on a real tiny checkpoint
+
+
+def test_score_is_zero_at_p0_and_grows_with_p(tiny_run):
+    run, dataset = tiny_run
+    common = ["--chunks", 2, "--batch", 4, "--batches", 1, "--seed", 3]
+    code0, r0 = run_json("causality-score", run, dataset, "--p", 0, *common)
+    code1, r1 = run_json("causality-score", run, dataset, "--p", 0.3, *common)
+    code2, r2 = run_json("causality-score", run, dataset, "--p", 1.0, *common, "--repeats", 2)
+    assert (code0, code1, code2) == (0, 0, 0)
+    assert r0["score_mean"] == 0.0
+    assert r0["scored_position"] == "the last valid step of each chunk"
+    assert 0 < r1["score_mean"] < r2["score_mean"], (r1["score_mean"], r2["score_mean"])
+    assert r2["replaced_fraction"] > 0.9 and 0.1 < r1["replaced_fraction"] < 0.6
+    assert r2["chunks_scored"] == 2 * 4
+    assert len(r2["repeats"]) == 2 and r2["score_std"] >= 0
+    assert r2["per_chunk_mean"] == pytest.approx(sum(x["score"] for x in r2["repeats"]) / (2 * 8))
+
+
+def test_score_is_measured_at_the_documented_positions(tiny_run):
+    """Perturbing only frames AFTER a chunk's scored step cannot change the score; before it, it does."""
+    import torch
+
+    from contra_bc.causality import ScoreConfig, chunk_batch, iterate_batches, kl_at, scored_positions
+    from contra_bc.model.policy import load_policy
+
+    run, dataset = tiny_run
+    policy = load_policy(run)
+    cfg = ScoreConfig(chunks=2, batch=2, batches=1, p=1.0)
+    batch = next(iterate_batches(dataset, cfg, policy.history * 2, 0))
+    valid = batch["valid"].numpy()
+    positions = scored_positions(valid, 2)
+    length = batch["actions"].shape[1] // 2
+    chunked = chunk_batch(batch, 2)
+    rows = torch.tensor([b * 2 + c for b, c, _ in positions])
+    cols = torch.tensor([t - c * length for _, c, t in positions])
+    flipped = torch.flip(chunked["frames"], dims=[0])  # every frame from another window
+    with torch.no_grad():
+        base = policy.model.action_logprobs(chunked)
+        after = chunked["frames"].clone()
+        before = chunked["frames"].clone()
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            after[r, c + 1:] = flipped[r, c + 1:]
+            before[r, :c + 1] = flipped[r, :c + 1]
+        kl_after = kl_at(base, policy.model.action_logprobs(chunked, frames=after), rows, cols)
+        kl_before = kl_at(base, policy.model.action_logprobs(chunked, frames=before), rows, cols)
+    assert float(kl_after.abs().max()) < 1e-6
+    assert float(kl_before.sum()) > 1e-4
+
+
+def test_bad_inputs_give_clear_errors(tiny_run, tmp_path):
+    run, dataset = tiny_run
+    proc = run_cli("causality-score", run, tmp_path / "nope")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "build-dataset" in proc.stderr
+    proc = run_cli("causality-score", run, dataset, "--p", 1.5)
+    assert proc.returncode == 2 and "[0, 1]" in proc.stderr
+    proc = run_cli("causality-score", run, dataset, "--split", "nosuch")
+    assert proc.returncode == 2 and "split" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_trace_over_checkpoints_draws_score_and_val_loss(tiny_run, tmp_path):
+    run, dataset = tiny_run
+    png = tmp_path / "over.png"
+    code, result = run_json("causality-score", "--over", run, dataset, "--p", 0.5, "--chunks", 2,
+                            "--batch", 2, "--batches", 1, "--plot", png)
+    assert code == 0, result
+    steps = [p["step"] for p in result["points"]]
+    assert len(steps) >= 2 and steps == sorted(steps)
+    assert all(p["score_mean"] > 0 for p in result["points"])
+    assert png.is_file()
