@@ -359,6 +359,8 @@ def play(
                                  "(bot:random, RandomMomentum) or none."),
     max_steps: int = typer.Option(6000, "--max-steps", min=1, help="Stop an episode after this many steps."),
     until: str = typer.Option("level", "--episode-until", help="End an episode at: life, level, game-over, never."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per process (1 is fastest for one "
+                                "decision at a time on a busy machine)."),
     json_out: bool = typer.Option(False, "--json", help="Print the evaluation report as JSON."),
 ):
     """Run a trained policy in the emulator, evaluate it, take over as a human.
@@ -387,23 +389,36 @@ def play(
     cfg = play_mod.EvalConfig(checkpoint=ckpt, game=game, state=state, out=str(out) if out else None,
                               episodes=episodes, workers=workers, frames_per_step=frames_per_step, hz=hz,
                               max_steps=max_steps, until=until, temperature=temperature, seed=seed,
-                              instruction=instruction, baseline=baseline)
+                              instruction=instruction, baseline=baseline, threads=threads)
+    play_mod.check_options(cfg)
+    play_mod.resolve_pacing(cfg)  # loads and checks the checkpoint before anything starts
     if not fast and episodes == 1:
-        play_mod.check_options(cfg)
         if out is None:
             raise UserError("The window records what happens: give a new session folder with --out "
                             "(or use --fast for a headless run).")
         result = play_mod.play_window(cfg)
         _table([{k: result[k] for k in ("recording", "outcome", "steps", "agent_steps", "human_steps",
                                         "latency_ms_p50", "latency_ms_p99")}], "play")
+        if result["end_reason"] in ("interrupted", "stopped"):
+            raise typer.Exit(130)
         return
     with progress() as bar:
         n = episodes * (2 if ckpt and baseline != "none" else 1)
         task = bar.add_task("play", total=n)
         report = play_mod.evaluate(cfg, on_result=lambda i, r: bar.advance(task))
+    interrupted = any(r.get("end_reason") == "interrupted" for rs in report["episodes_detail"].values() for r in rs)
     if json_out:
         print_json(report)
-        return
+    else:
+        _print_evaluation(report, game, until)
+    if interrupted:
+        err.print("[yellow]interrupted:[/] the episodes' recordings are kept, marked incomplete")
+        raise typer.Exit(130)
+
+
+def _print_evaluation(report: dict, game: str, until: str):
+    from contra_bc.ui import err
+
     rows = []
     for name, s in report["policies"].items():
         rows.append({"policy": name, "episodes": s["episodes"], "win rate": s["win_rate"],
