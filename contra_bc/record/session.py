@@ -294,13 +294,15 @@ class HumanSession:
         """Step the game once per tick until the episode ends; returns the end reason."""
         cfg, runner, window = self.cfg, self.runner, self.window
         self.stats = TickStats(cfg.hz)
+        window.show(frame)
         control = self.countdown(frame) if cfg.countdown > 0 else None
         if control:
             return control
         ticker = Ticker(cfg.hz)
-        ticker.start()
         self.state = "playing"
+        self.title("playing")
         self.refresh(force=True)
+        ticker.start()
         while True:
             lateness_ms, missed = ticker.wait()
             polled = window.poll()
@@ -308,8 +310,9 @@ class HumanSession:
             if control == "pause":
                 control = self.pause(frame)
                 if control is None:
-                    ticker.start()
                     self.state = "playing"
+                    self.title("playing")
+                    ticker.start()
                     continue
             if control:
                 return control

@@ -170,7 +170,7 @@ class GameWindow:
     """A window showing emulator frames at an integer scale, reading keyboard and gamepads."""
 
     def __init__(self, buttons: list, *, scale: int = 3, title: str = "contra-bc",
-                 keymap: Keymap | None = None, frame_shape: tuple = (224, 240)):
+                 keymap: Keymap | None = None, frame_shape: tuple | None = None):
         if scale < 1:
             raise UserError(f"--scale must be a whole number >= 1, not {scale}.")
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -210,8 +210,9 @@ class GameWindow:
         self._fonts: dict[int, object] = {}
         self._screen = None
         self._size = None
-        self._open(frame_shape)
-        pygame.display.set_caption(title)
+        self._frame_size = None
+        if frame_shape is not None:  # otherwise the window opens at the first show(), sized to its frame
+            self._open(frame_shape)
         pygame.key.set_repeat()  # no auto-repeat: one KEYDOWN per press
 
     # -- setup ----------------------------------------------------------------
@@ -246,6 +247,7 @@ class GameWindow:
         size = (w * self.scale, h * self.scale)
         if size != self._size:
             self._screen = self._pg.display.set_mode(size)
+            self._pg.display.set_caption(self.title)
             self._size = size
             self._frame_size = (w, h)
             self._native = self._pg.Surface((w, h), 0, self._screen)  # unscaled, in the display's pixel format
@@ -293,6 +295,7 @@ class GameWindow:
         pygame.display.flip()
 
     def set_title(self, text: str) -> None:
+        self.title = text
         self._pg.display.set_caption(text)
 
     # -- input ----------------------------------------------------------------
