@@ -9,7 +9,8 @@ For each batch of validation windows (frames, actions) of length T:
 2. Perturb: every image frame is, with probability p, replaced by a frame of a *different
    scene of the same game*, drawn from the same batch: a position of another episode, or of
    the same episode at least ``min_distance`` steps away. Only valid (non-padding) positions
-   are replaced and used as donors. Actions, text and masks are unchanged.
+   are replaced and used as donors (default ``min_distance``: one window length, so a donor
+   never comes from the overlapping stretch of play). Actions, text and masks are unchanged.
 3. Score the chunk at ONE position: its last valid step (the step with the largest index
    inside the chunk whose ``valid`` flag is set; a chunk with no valid step is skipped).
    There the model's teacher-forced action distribution is compared between the original and
@@ -157,8 +158,8 @@ class ScoreConfig:
     seed: int = 0
     repeats: int = 1
     split: str = "val"
-    min_distance: int = 200
-    window: int | None = None  # steps per window; default: the policy's trained history
+    min_distance: int | None = None  # default: one window length (donor and target windows do not overlap)
+    window: int | None = None  # steps per window; default: chunks x the policy's trained history
 
 
 def check_config(cfg: ScoreConfig) -> None:
@@ -167,7 +168,7 @@ def check_config(cfg: ScoreConfig) -> None:
     for name in ("chunks", "batch", "batches", "repeats"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name} must be at least 1, not {getattr(cfg, name)}.")
-    if cfg.min_distance < 1:
+    if cfg.min_distance is not None and cfg.min_distance < 1:
         raise UserError(f"--min-distance must be at least 1, not {cfg.min_distance}.")
 
 
@@ -231,6 +232,19 @@ def chunk_batch(batch: dict, chunks: int) -> dict:
     return out
 
 
+def group_logprobs(model, batch: dict, frames=None) -> list:
+    """Teacher-forced log-probabilities per action token group, in float64.
+
+    From the logits when the model exposes them: KL between two close distributions is a small
+    difference of large terms, and float32 log-probabilities lose it to rounding.
+    """
+    import torch
+
+    if hasattr(model, "action_logits"):
+        return [torch.log_softmax(lg.double(), dim=-1) for lg in model.action_logits(batch, frames=frames)]
+    return [lp.double() for lp in model.action_logprobs(batch, frames=frames)]
+
+
 def kl_at(logps_a: list, logps_b: list, rows, cols):
     """Sum over action token groups of KL(a || b) at the given (row, col) positions; [N] tensor."""
     import torch
@@ -252,7 +266,8 @@ def score_batch(model, batch: dict, cfg: ScoreConfig, rng: np.random.Generator) 
     valid = batch["valid"].numpy().astype(bool)
     episode = batch["episode"].numpy()
     start = batch["start"].numpy()
-    perturbed, replaced = perturb_frames(frames, valid, episode, start, cfg.p, cfg.min_distance, rng)
+    min_distance = cfg.min_distance or frames.shape[1]
+    perturbed, replaced = perturb_frames(frames, valid, episode, start, cfg.p, min_distance, rng)
     chunked = chunk_batch(batch, cfg.chunks)
     length = batch["actions"].shape[1] // cfg.chunks
     positions = scored_positions(valid, cfg.chunks)
@@ -262,8 +277,8 @@ def score_batch(model, batch: dict, cfg: ScoreConfig, rng: np.random.Generator) 
     cols = torch.tensor([t - c * length for _, c, t in positions])
     other = torch.from_numpy(perturbed[:, :cfg.chunks * length]).reshape(chunked["frames"].shape)
     with torch.no_grad():
-        original = model.action_logprobs(chunked)
-        changed = model.action_logprobs(chunked, frames=other)
+        original = group_logprobs(model, chunked)
+        changed = group_logprobs(model, chunked, frames=other)
     kl = kl_at(original, changed, rows, cols)
     return {"score": float(kl.sum()), "chunks_scored": len(positions), "frames_replaced": int(replaced.sum()),
             "positions": [(int(b), int(c), int(t)) for b, c, t in positions], "kl": kl.tolist()}
@@ -309,7 +324,7 @@ def iterate_batches(dataset: Path, cfg: ScoreConfig, window: int, seed: int):
     from contra_bc.dataset.loader import make_loader
 
     loader = make_loader(dataset, split=cfg.split, window=window, batch_size=cfg.batch, shuffle=True,
-                         seed=seed, drop_last=False)
+                         seed=seed, workers=0, drop_last=False)
     for i, batch in enumerate(loader):
         if i >= cfg.batches:
             break
@@ -393,7 +408,7 @@ def validation_losses(run: Path) -> list[tuple[int, float]]:
         except json.JSONDecodeError:
             continue  # a line cut by a crash
         loss = next((row[k] for k in ("val_loss", "val/loss", "validation_loss") if k in row), None)
-        if loss is None and row.get("split") == "val":
+        if loss is None and (row.get("kind") == "val" or row.get("split") == "val"):
             loss = row.get("loss")
         if loss is not None and "step" in row:
             points.append((int(row["step"]), float(loss)))

@@ -550,7 +550,8 @@ def causality_score(
     batches: int = typer.Option(4, "--batches", help="Batches per repeat."),
     seed: int = typer.Option(0, "--seed", help="Seed of window order and perturbations (repeat r uses seed+r)."),
     repeats: int = typer.Option(1, "--repeats", "-R", help="Repeat with R seeds; report mean and spread."),
-    min_distance: int = typer.Option(200, "--min-distance", help="A same-episode donor frame must be at least this many steps away."),
+    min_distance: Optional[int] = typer.Option(None, "--min-distance", help="A same-episode donor frame must be at "
+                                               "least this many steps away (default: one window length)."),
     over: Optional[Path] = typer.Option(None, "--over", help="Trace the score over every checkpoint of this RUN dir "
                                         "(then the one positional argument is the dataset)."),
     toy: bool = typer.Option(False, "--toy", help="Run the paper's toy braking problem (§5.1.1) instead."),
@@ -619,6 +620,10 @@ def causality_score(
              "mean per chunk": f"{result['per_chunk_mean']:.6g}", "chunks scored": result["chunks_scored"],
              "frames replaced": f"{result['replaced_fraction']:.3f}", "repeats": len(result["repeats"])}],
            f"causality score (p={p}, C={chunks}, split {split})")
+    if p > 0 and result["replaced_fraction"] < 0.5 * p:
+        err.print(f"[yellow]warning:[/] only {result['replaced_fraction']:.1%} of frames could be swapped (p={p}): "
+                  "the batches hold too few other scenes. Use a larger --batch, a split with more episodes, "
+                  "or a smaller --min-distance.")
 
 
 if __name__ == "__main__":

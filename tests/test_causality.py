@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli, run_json
-from tests.tiny_policy import tiny_run  # noqa: F401  (session fixture)
+from conftest import run_cli, run_json
+from tiny_policy import tiny_run  # noqa: F401  (session fixture)
 
 
 # ---------------------------------------------------------------- toy problem
@@ -98,7 +98,7 @@ def test_score_is_measured_at_the_documented_positions(tiny_run):
     """Perturbing only frames AFTER a chunk's scored step cannot change the score; before it, it does."""
     import torch
 
-    from contra_bc.causality import ScoreConfig, chunk_batch, iterate_batches, kl_at, scored_positions
+    from contra_bc.causality import ScoreConfig, chunk_batch, group_logprobs, iterate_batches, kl_at, scored_positions
     from contra_bc.model.policy import load_policy
 
     run, dataset = tiny_run
@@ -111,18 +111,19 @@ def test_score_is_measured_at_the_documented_positions(tiny_run):
     chunked = chunk_batch(batch, 2)
     rows = torch.tensor([b * 2 + c for b, c, _ in positions])
     cols = torch.tensor([t - c * length for _, c, t in positions])
-    flipped = torch.flip(chunked["frames"], dims=[0])  # every frame from another window
+    flipped = 255 - chunked["frames"]  # every frame changed
     with torch.no_grad():
-        base = policy.model.action_logprobs(chunked)
+        base = group_logprobs(policy.model, chunked)
         after = chunked["frames"].clone()
         before = chunked["frames"].clone()
         for r, c in zip(rows.tolist(), cols.tolist()):
             after[r, c + 1:] = flipped[r, c + 1:]
             before[r, :c + 1] = flipped[r, :c + 1]
-        kl_after = kl_at(base, policy.model.action_logprobs(chunked, frames=after), rows, cols)
-        kl_before = kl_at(base, policy.model.action_logprobs(chunked, frames=before), rows, cols)
-    assert float(kl_after.abs().max()) < 1e-6
-    assert float(kl_before.sum()) > 1e-4
+        kl_after = kl_at(base, group_logprobs(policy.model, chunked, after), rows, cols)
+        kl_before = kl_at(base, group_logprobs(policy.model, chunked, before), rows, cols)
+    # frames after the scored step are invisible to it (causal mask): bit-identical output
+    assert float(kl_after.abs().max()) < 1e-12
+    assert float(kl_before.min()) > 0
 
 
 def test_bad_inputs_give_clear_errors(tiny_run, tmp_path):
@@ -146,3 +147,20 @@ def test_trace_over_checkpoints_draws_score_and_val_loss(tiny_run, tmp_path):
     assert len(steps) >= 2 and steps == sorted(steps)
     assert all(p["score_mean"] > 0 for p in result["points"])
     assert png.is_file()
+
+
+def test_checkpoint_and_dataset_of_different_games_is_refused(tiny_run, tmp_path):
+    """A dataset whose info says another game (here: the tiny dataset relabelled as Outpost-Nes)."""
+    import shutil
+
+    run, dataset = tiny_run
+    other = tmp_path / "other-game"
+    shutil.copytree(dataset, other)
+    info_path = other / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["game"] = "Outpost-Nes"
+    info_path.write_text(json.dumps(info))
+    proc = run_cli("causality-score", run, other, "--batches", 1)
+    assert proc.returncode == 2, proc.stderr
+    assert "Airstriker-Genesis-v0" in proc.stderr and "Outpost-Nes" in proc.stderr
+    assert "Traceback" not in proc.stderr
