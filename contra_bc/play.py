@@ -375,8 +375,12 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
     job = PlayJob(cfg.checkpoint, cfg.game, cfg.state, str(Path(cfg.out) / "agent-0000"), 0, frames_per_step, hz,
                   cfg.max_steps, cfg.until, cfg.temperature, cfg.seed, cfg.instruction)
     actor, detail = make_actor(job)
-    window = (window_factory or GameWindow)(list(game.buttons), scale=scale,
-                                            title="contra-bc play: agent driving (Tab: take over)")
+    try:
+        window = (window_factory or GameWindow)(list(game.buttons), scale=scale,
+                                                title="contra-bc play | step 0 | agent drives (Tab: take over)")
+    except UserError as exc:
+        raise UserError(f"{exc} To play without a window, run headless: "
+                        f"`contra-bc play {cfg.checkpoint} --game {cfg.game} --fast --out {cfg.out}`.") from None
     emu = shared_emulator(game)
     runner = EpisodeRunner(emu, frames_per_step=frames_per_step, until=cfg.until)
     screen = runner.reset(cfg.state or game.default_state)
@@ -416,8 +420,6 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
                     next_tick = _time.perf_counter()
                 if "takeover" in inp.controls:
                     human = not human
-                    window.set_title("contra-bc play: YOU are driving (Tab: hand back)" if human
-                                     else "contra-bc play: agent driving (Tab: take over)")
                 if paused:
                     window.show(screen, overlay="paused", detail="P resumes")
                     continue
@@ -432,6 +434,9 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
                 screen = emu.screen()
                 max_progress = max(max_progress, progress_of(game, runner.variables))
                 window.show(screen, recording=True)
+                # tests and screen readers follow the step count and who drives in the title
+                window.set_title(f"contra-bc play | step {runner.steps} | "
+                                 + ("YOU drive (Tab: hand back)" if human else "agent drives (Tab: take over)"))
                 if runner.done:
                     end_reason = runner.outcome
                     break

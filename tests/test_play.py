@@ -105,3 +105,97 @@ def test_incremental_policy_matches_full_recompute(tiny_run):
         policy.observe_action(int(batch["actions"][0, t]))  # teacher forcing, as a human takeover does
         cached = torch.from_numpy(np.asarray(info["probs"][first], np.float64))
         assert torch.allclose(cached, full[0][0, t].exp(), atol=2e-4), t
+
+
+# ---------------------------------------------------------------- the window: human takeover under Xvfb
+
+needs_x = pytest.mark.skipif(shutil.which("Xvfb") is None or shutil.which("xdotool") is None,
+                             reason="needs the Xvfb and xdotool binaries (apt-get install xvfb xdotool)")
+
+
+@pytest.fixture()
+def display():
+    """A private Xvfb server on a free display number."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        number = fh.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.skip("Xvfb did not start")
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _x(display, *args):
+    env = cli_env({"DISPLAY": display})
+    return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+@needs_x
+def test_window_takeover_marks_human_steps_and_replays(tiny_run, tmp_path, display):
+    import re
+
+    import pyarrow.parquet as pq
+
+    run, _ = tiny_run
+    out = tmp_path / "window"
+    env = cli_env({"DISPLAY": display, "PYGAME_HIDE_SUPPORT_PROMPT": "1", "SDL_AUDIODRIVER": "dummy"})
+    log = open(tmp_path / "play.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "play", str(run), "--game", GAME, "--hz", "10",
+                             "--max-steps", "60", "--out", str(out)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wid, deadline = "", time.monotonic() + 90
+        while not wid:
+            assert proc.poll() is None, (tmp_path / "play.log").read_text()
+            assert time.monotonic() < deadline, "the play window never appeared"
+            wid = _x(display, "search", "--pid", str(proc.pid)).split("\n")[0]
+            time.sleep(0.1)
+        _x(display, "windowfocus", "--sync", wid)
+
+        def wait_step(n):
+            end = time.monotonic() + 60
+            while True:
+                m = re.search(r"step (\d+)", _x(display, "getwindowname", wid))
+                if m and int(m.group(1)) >= n:
+                    return int(m.group(1))
+                assert proc.poll() is None and time.monotonic() < end, f"never reached step {n}"
+                time.sleep(0.02)
+
+        wait_step(10)
+        _x(display, "key", "Tab")            # take over
+        _x(display, "keydown", "Right")
+        wait_step(30)
+        _x(display, "keyup", "Right")
+        _x(display, "key", "Tab")            # hand back
+        assert proc.wait(timeout=120) == 0, (tmp_path / "play.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    rec = out / "agent-0000"
+    meta = json.loads((rec / "meta.json").read_text())
+    assert meta["source"] == "agent" and meta["steps"] == 60 and meta["complete"]
+    table = pq.read_table(rec / "steps.parquet")
+    actors = table.column("actor").to_pylist()
+    actions = table.column("action").to_pylist()
+    human = [i for i, a in enumerate(actors) if a == "human"]
+    assert actors[0] == "agent" and actors[-1] == "agent" and len(human) >= 10
+    assert human == list(range(human[0], human[-1] + 1))  # one contiguous takeover
+    right = 1 << 7  # Airstriker's RIGHT bit
+    assert sum(bool(actions[i] & right) for i in human) >= len(human) - 2
+    assert meta["human_steps"] == len(human)
+    verify = run_cli("replay-verify", out, "--workers", 1)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_window_without_display_says_how_to_run_headless(tiny_run, tmp_path):
+    run, _ = tiny_run
+    env = {k: v for k, v in cli_env().items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run([sys.executable, "-m", "contra_bc", "play", str(run), "--game", GAME, "--out",
+                           str(tmp_path / "w")], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--fast" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "w" / "agent-0000").exists()
