@@ -52,7 +52,7 @@ class ModelConfig:
 
 PRESETS = {
     # tests: trains in about a minute on one CPU core
-    "tiny": ModelConfig(),
+    "tiny": ModelConfig(lr=1e-3),
     # the demo: one decision < 50 ms on a CPU core with the KV cache
     "small": ModelConfig(preset="small", d_model=192, n_layers=4, n_heads=4, history=32, cnn_width=0.5,
                          cnn_depth=0.5, cnn_token_channels=16, cnn_input_pool=2, dec_d_model=128, dec_layers=1, dec_heads=4, lr=3e-4),
@@ -276,32 +276,33 @@ class PolicyModel(nn.Module):
         return rope_tables(pos, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
 
     # -- training / analysis: full forward over T steps -----------------------
-    def action_logits(self, batch, frames=None):
-        """Teacher-forced forward over a loader batch -> list over groups of logits [B, T, V_g]."""
+    def a_in_states(self, batch, frames=None):
+        """Full teacher-forced backbone pass over T steps -> (a_in outputs [B, T, d], action classes [B, T, G])."""
         frames = batch["frames"] if frames is None else frames
         B, T = frames.shape[:2]
-        dev = self.a_in.device
+        L, dev = len(self.layout), self.a_in.device
         text_emb, has_text = self._text_inputs(batch["text"].to(dev))
         targets = self.schema.encode_tensor(batch["actions"].to(dev))                      # [B, T, G]
         obs = self.observation_tokens(frames.to(dev).flatten(0, 1), text_emb.flatten(0, 1), has_text.flatten())
         act = self.action_tokens(targets.flatten(0, 1))
-        x = torch.cat([obs, act], dim=1).view(B, T * len(self.layout), -1)
-        L = len(self.layout)
+        x = torch.cat([obs, act], dim=1).view(B, T * L, -1)                                 # steps laid end to end
         steps = torch.arange(T, device=dev).repeat_interleave(L)
         roles = self.roles.repeat(T)
         cos, sin = self._rope(steps, torch.arange(L, device=dev).repeat(T))
-        valid = batch.get("valid")
-        key_ok = None
-        if valid is not None:  # padded steps are invisible to other steps
-            key_valid = valid.to(dev).repeat_interleave(L, dim=1)                            # [B, TL]
+        key_ok = True
+        if batch.get("valid") is not None:  # padded steps are invisible to every other step
+            key_valid = batch["valid"].to(dev).repeat_interleave(L, dim=1)                  # [B, TL]
             key_ok = key_valid[:, None, None, :] | (steps[None, :] == steps[:, None])[None, None]
-        masks = {}
-        for w in set(self.cfg.windows()):
-            m = attention_allowed(steps, roles, steps, roles, w)[None, None]
-            masks[w] = m & key_ok if key_ok is not None else m
+        masks = {w: attention_allowed(steps, roles, steps, roles, w)[None, None] & key_ok
+                 for w in set(self.cfg.windows())}
         for blk, w in zip(self.blocks, self.cfg.windows()):
             x, _ = blk(x, cos, sin, masks[w])
-        h = self.norm(x).view(B, T, L, -1)[:, :, self.layout.index(A_IN)]                    # [B, T, d]
+        return self.norm(x).view(B, T, L, -1)[:, :, self.layout.index(A_IN)], targets
+
+    def action_logits(self, batch, frames=None):
+        """Teacher-forced forward over a loader batch -> list over groups of logits [B, T, V_g]."""
+        h, targets = self.a_in_states(batch, frames)
+        B, T = targets.shape[:2]
         logits = self.decoder(h.flatten(0, 1), targets.flatten(0, 1))
         return [lg.view(B, T, -1) for lg in logits]
 
