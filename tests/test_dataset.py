@@ -11,8 +11,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import run_cli
+
 GAME = "Airstriker-Genesis-v0"
 STEPS = 120
 
 
 def cli(*args, check=True):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "contra_bc", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"contra-bc {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_cli(*args, check=check)
 
 
 def build(*args, check=True):
