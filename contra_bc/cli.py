@@ -150,11 +150,14 @@ def record(
     metas = _run_jobs(scripted.record_job, jobs, workers, game, "recording")
     if json_out:
         print_json(metas)
-        return
-    _table([{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
+    else:
+        _table([{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
              "deaths": m.get("deaths", 0), "complete": m["complete"]} for j, m in zip(jobs, metas)],
-           "recordings")
+               "recordings")
     err.print(f"wrote {len(metas)} recording(s) under {out}")
+    if any(m.get("end_reason") == "interrupted" for m in metas):
+        err.print("[yellow]interrupted:[/] the flushed prefix is kept and marked incomplete")
+        raise typer.Exit(130)
 
 
 def _run_jobs(fn, jobs, workers, game, label):
@@ -209,14 +212,7 @@ def replay_verify(
     from contra_bc.ui import err, print_json, progress
 
     recs = find_recordings(paths)
-    games = set()
-    for r in recs:
-        try:
-            import json as _json
-
-            games.add(_json.loads((r / "meta.json").read_text()).get("game"))
-        except Exception:
-            pass
+    games = _games_of(recs)
     jobs = [VerifyJob(str(r), check_video, str(report_dir)) for r in recs]
     with progress() as bar:
         task = bar.add_task("replay-verify", total=len(jobs))
@@ -248,12 +244,70 @@ def replay_verify(
 # ---------------------------------------------------------------- not built yet
 @app.command("downsample-check")
 @handle_errors
-def downsample_check():
+def downsample_check(
+    paths: List[Path] = typer.Argument(..., help="Per-frame recordings (frames_per_step 1), or folders of them."),
+    mode: str = typer.Option("max", "--mode", help="Pooling: max (recap's), first, last, majority."),
+    from_hz: Optional[float] = typer.Option(None, "--from-hz", help="Step rate of the recordings (default: each recording's own hz, e.g. 60)."),
+    to_hz: float = typer.Option(20.0, "--to-hz", help="Rate of the pooling recorder (20 Hz = 50 ms windows)."),
+    window: Optional[int] = typer.Option(None, "--window", help="Window in steps, overriding from/to Hz (1 = control: nothing changes)."),
+    report_dir: Path = typer.Option(Path("downsample-report"), "--report-dir", help="Where the divergence PNGs go."),
+    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results and the summary as JSON."),
+):
     """Max-pool per-frame inputs into 20 Hz windows and show the runs diverge and lose.
 
-    Exit codes: 3 not built yet.
+    Pools each recording's actions over windows of from_hz/to_hz steps (60/20 = 3 frames by
+    default, as P2P's recap recorder did), replays the pooled actions from the same start
+    state, and reports the original and pooled outcome, the first diverging step, the
+    fraction of actions changed, and a PNG (original | pooled | difference). Control: a
+    throttled 20 Hz recording pools with a window of 1, which changes nothing.
+
+    Example: `contra-bc downsample-check runs/expert60 --mode max`
+
+    Exit codes: 0 the check ran (whatever it found), 2 bad or unpoolable input.
     """
-    not_built("downsample-check", "issue: downsample-check")
+    from contra_bc import downsample
+    from contra_bc.formats.recording import find_recordings
+    from contra_bc.parallel import default_workers, run_many
+    from contra_bc.ui import err, out, print_json, progress
+
+    if mode not in downsample.MODES:
+        raise UserError(f"--mode must be one of {', '.join(downsample.MODES)}, not {mode!r}.")
+    recs = find_recordings(paths)
+    jobs = [downsample.DownsampleJob(str(r), mode, from_hz, to_hz, window, str(report_dir)) for r in recs]
+    with progress() as bar:
+        task = bar.add_task(f"downsample-check ({mode})", total=len(jobs))
+        results = run_many(downsample.check, jobs, workers=min(workers or default_workers(), len(jobs)),
+                           games=_games_of(recs), on_result=lambda i, r: bar.advance(task))
+    summary = downsample.summarize(results)
+    if json_out:
+        print_json({"summary": summary, "recordings": results})
+    else:
+        out.print(f"[bold]{summary['headline']}[/]")
+        _table([{"recording": Path(r["path"]).name, "window": r["window"], "original": r["original_outcome"],
+                 "pooled": r["pooled_outcome"], "actions changed": f"{r['actions_changed']:.1%}",
+                 "first divergence": "-" if r["first_divergence_step"] is None
+                 else f"step {r['first_divergence_step']} ({r['first_divergence_s']} s)"}
+                for r in results if r["status"] == "ok"], f"downsample-check: {mode} pooling")
+        if summary["diverged"]:
+            err.print(f"divergence pictures in {report_dir}/")
+    errors = [r for r in results if r["status"] == "error"]
+    for r in errors:
+        err.print(f"[red]error[/] {r['path']}: {r['message']}", soft_wrap=True)
+    if errors:
+        raise typer.Exit(2)
+
+
+def _games_of(recs) -> set:
+    import json as _json
+
+    games = set()
+    for r in recs:
+        try:
+            games.add(_json.loads((Path(r) / "meta.json").read_text()).get("game"))
+        except (OSError, ValueError):
+            pass
+    return games
 
 
 @app.command()
@@ -268,12 +322,67 @@ def annotate():
 
 @app.command("build-dataset")
 @handle_errors
-def build_dataset():
-    """Recordings + annotations -> training shards (parquet).
+def build_dataset(
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create (or extend with --append)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Folder with NAME.annotations.json "
+                                               "files (default: annotations.json inside each recording)."),
+    require_annotations: bool = typer.Option(False, "--require-annotations", help="A recording without annotations is an error."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of episodes for validation (at least one when there are 2+)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the train/val split."),
+    frame_size: int = typer.Option(192, "--frame-size", min=8, help="Model frame size (square), via preprocess_frame."),
+    verify: bool = typer.Option(False, "--verify", help="Replay-verify each recording first; drop those that diverge."),
+    include_incomplete: bool = typer.Option(False, "--include-incomplete", help="Keep the recorded prefix of interrupted recordings."),
+    append: bool = typer.Option(False, "--append", help="Add the recordings to the existing dataset at --out."),
+    no_filter: bool = typer.Option(False, "--no-filter", help="Keep episodes the quality filter would drop."),
+    max_hold_fraction: float = typer.Option(0.9, "--max-hold-fraction", help="Drop an episode whose non-direction "
+                                            "button is held without release for more than this share of its steps."),
+    min_changes_per_minute: float = typer.Option(20.0, "--min-changes-per-minute", help="Drop an episode whose action "
+                                                 "changes fewer times per minute."),
+    filter_min_steps: int = typer.Option(100, "--filter-min-steps", help="Episodes shorter than this are not filtered."),
+    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+):
+    """Recordings + annotations -> training shards (parquet, LeRobot-v3-like layout).
 
-    Exit codes: 3 not built yet.
+    Every frame is resized by the same `preprocess_frame` that `play` uses and stored
+    losslessly; each step gets its active instruction, a loss mask (false on agent
+    steps) and a train/val split by episode. Incomplete recordings are skipped and
+    stuck-input or idle episodes dropped, with the reason in the table. Same inputs,
+    same bytes; an interrupted build resumes when rerun.
+
+    Example: `contra-bc build-dataset runs/expert --out datasets/expert --verify`
+
+    Exit codes: 0 built, 1 built but --verify dropped diverging recordings,
+    2 bad input (corrupt recording, mismatched annotations, nothing usable), 130 interrupted.
     """
-    not_built("build-dataset", "issue: build-dataset")
+    from contra_bc.dataset.build import BuildOptions, build_dataset as build
+    from contra_bc.dataset.quality import QualityFilter
+    from contra_bc.ui import err, print_json
+
+    opts = BuildOptions(annotations_dir=str(annotations) if annotations else None,
+                        require_annotations=require_annotations, val_fraction=val_fraction, seed=seed,
+                        frame_size=frame_size, workers=workers, verify=verify,
+                        include_incomplete=include_incomplete, append=append,
+                        quality=QualityFilter(max_hold_fraction=max_hold_fraction,
+                                              min_changes_per_minute=min_changes_per_minute,
+                                              min_steps=filter_min_steps, enabled=not no_filter))
+    report = build(paths, out, opts, log=lambda msg: err.print(msg, soft_wrap=True))
+    if json_out:
+        print_json(report)
+    else:
+        _table([{"recording": r["name"], "status": r["status"], "steps": r["steps"],
+                 "episode": "-" if r["episode_index"] is None else r["episode_index"], "split": r["split"] or "-",
+                 "annotated": r["annotated"], "changes/min": r.get("changes_per_minute", "-"),
+                 "why": r["reason"] or ""} for r in report["recordings"]], "build-dataset")
+        not_annotated = [r["name"] for r in report["recordings"] if r["status"] == "added" and not r["annotated"]]
+        if not_annotated:
+            err.print(f"{len(not_annotated)} episode(s) have no annotations (text is null for all their steps): "
+                      f"{', '.join(not_annotated[:10])}{' ...' if len(not_annotated) > 10 else ''}", soft_wrap=True)
+        err.print(f"{out}: {report['episodes_total']} episodes, {report['frames_total']} frames "
+                  f"({report['episodes_added']} episodes / {report['frames_added']} frames added)")
+    if any(r.get("verify") in ("diverged", "error") for r in report["recordings"]):
+        raise typer.Exit(1)
 
 
 @app.command()
