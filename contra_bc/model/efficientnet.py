@@ -3,9 +3,10 @@
 (torchvision's copy would need a multi-GB install beside our CPU torch.) No
 pretrained weights are available offline, so the tokenizer is trained jointly
 with the policy from scratch, which the paper also found better than freezing.
-``width`` and ``depth`` multiply channels and block repeats so small presets
-stay fast on a CPU; 1.0/1.0 is B0. A 192×192 frame leaves the last stage as a
-12×12 map, which a 1×1 conv squeezes to a few channels and a linear layer turns
+``width`` and ``depth`` multiply channels and block repeats, and ``input_pool``
+averages k×k pixel blocks before the stem, so the CPU presets (tiny, small) stay
+fast; width 1, depth 1, pool 1 is B0 on the full 192×192 frame, whose last stage
+is a 12×12 map, which a 1×1 conv squeezes to a few channels and a linear layer turns
 into ``n_tokens`` tokens of size ``d_model``.
 """
 
@@ -54,8 +55,9 @@ class MBConv(nn.Module):
 
 class ImageTokenizer(nn.Module):
     def __init__(self, d_model: int, n_tokens: int, frame_size: int = 192, width: float = 1.0, depth: float = 1.0,
-                 token_channels: int = 32):
+                 token_channels: int = 32, input_pool: int = 1):
         super().__init__()
+        self.input_pool = input_pool
         layers = [ConvBN(3, _ch(STEM_CHANNELS, width), 3, 2)]
         cin, stride_total = _ch(STEM_CHANNELS, width), 2
         for expand, k, stride, cout, repeats in B0_STAGES:
@@ -66,16 +68,20 @@ class ImageTokenizer(nn.Module):
             stride_total *= stride
         self.features = nn.Sequential(*layers)
         self.squeeze = ConvBN(cin, token_channels, 1)
-        side = frame_size // stride_total
+        side = frame_size // input_pool // stride_total
         self.n_tokens, self.d_model = n_tokens, d_model
         self.proj = nn.Linear(token_channels * side * side, n_tokens * d_model)
         # frames arrive as uint8 RGB; normalise here so every caller feeds the same thing
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1) * 255, persistent=False)
+        # depthwise convs are several times faster on CPU in NHWC layout
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames [M, H, W, 3] (uint8 or float in 0..255) -> tokens [M, n_tokens, d_model]."""
         x = frames.permute(0, 3, 1, 2).float()
-        x = (x - self.mean) / self.std
+        if self.input_pool > 1:
+            x = F.avg_pool2d(x, self.input_pool)
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         x = self.squeeze(self.features(x))
         return self.proj(x.flatten(1)).view(-1, self.n_tokens, self.d_model)

@@ -32,7 +32,8 @@ class ModelConfig:
     frame_size: int = 192
     cnn_width: float = 0.25           # EfficientNet width multiplier (1.0 = B0)
     cnn_depth: float = 0.34           # EfficientNet depth multiplier on block repeats (1.0 = B0)
-    cnn_token_channels: int = 8       # channels of the 12×12 map fed to the token projection
+    cnn_token_channels: int = 8       # channels of the last feature map fed to the token projection
+    cnn_input_pool: int = 4           # average k×k pixels before the stem (1 = the paper's full 192×192)
     text_dim: int = 384               # sentence-encoder embedding size
     dec_d_model: int = 64             # action decoder width
     dec_layers: int = 1
@@ -51,19 +52,19 @@ class ModelConfig:
 
 PRESETS = {
     # tests: trains in about a minute on one CPU core
-    "tiny": ModelConfig(),
+    "tiny": ModelConfig(lr=1e-3),
     # the demo: one decision < 50 ms on a CPU core with the KV cache
     "small": ModelConfig(preset="small", d_model=192, n_layers=4, n_heads=4, history=32, cnn_width=0.5,
-                         cnn_depth=0.5, cnn_token_channels=16, dec_d_model=128, dec_layers=1, dec_heads=4, lr=3e-4),
+                         cnn_depth=0.5, cnn_token_channels=16, cnn_input_pool=2, dec_d_model=128, dec_layers=1, dec_heads=4, lr=3e-4),
     # paper table D.2: layers / width / 16 heads, history 200, 1 image token, full EfficientNet-B0 stages
     "150M": ModelConfig(preset="150M", d_model=1024, n_layers=10, n_heads=16, history=200, cnn_width=1.0,
-                        cnn_depth=1.0, cnn_token_channels=32, dec_d_model=512, dec_layers=2, dec_heads=8, lr=1e-4),
+                        cnn_depth=1.0, cnn_token_channels=32, cnn_input_pool=1, dec_d_model=512, dec_layers=2, dec_heads=8, lr=1e-4),
     "300M": ModelConfig(preset="300M", d_model=1024, n_layers=20, n_heads=16, history=200, cnn_width=1.0,
-                        cnn_depth=1.0, cnn_token_channels=32, dec_d_model=512, dec_layers=2, dec_heads=8, lr=1e-4),
+                        cnn_depth=1.0, cnn_token_channels=32, cnn_input_pool=1, dec_d_model=512, dec_layers=2, dec_heads=8, lr=1e-4),
     "600M": ModelConfig(preset="600M", d_model=2048, n_layers=9, n_heads=16, history=200, cnn_width=1.0,
-                        cnn_depth=1.0, cnn_token_channels=32, dec_d_model=512, dec_layers=2, dec_heads=8, lr=1e-4),
+                        cnn_depth=1.0, cnn_token_channels=32, cnn_input_pool=1, dec_d_model=512, dec_layers=2, dec_heads=8, lr=1e-4),
     "1.2B": ModelConfig(preset="1.2B", d_model=2048, n_layers=22, n_heads=16, history=200, cnn_width=1.0,
-                        cnn_depth=1.0, cnn_token_channels=32, dec_d_model=512, dec_layers=2, dec_heads=8, lr=3e-5),
+                        cnn_depth=1.0, cnn_token_channels=32, cnn_input_pool=1, dec_d_model=512, dec_layers=2, dec_heads=8, lr=3e-5),
 }
 
 
@@ -220,7 +221,7 @@ class PolicyModel(nn.Module):
         self.layout = step_layout(cfg.image_tokens, len(vocab))
         d = cfg.d_model
         self.image = ImageTokenizer(d, cfg.image_tokens, cfg.frame_size, cfg.cnn_width, cfg.cnn_depth,
-                                    cfg.cnn_token_channels)
+                                    cfg.cnn_token_channels, cfg.cnn_input_pool)
         self.text_proj = nn.Linear(cfg.text_dim, d)
         self.null_text = nn.Parameter(torch.randn(d) * 0.02)
         self.reasoning = nn.Parameter(torch.randn(d) * 0.02)
@@ -275,34 +276,39 @@ class PolicyModel(nn.Module):
         return rope_tables(pos, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
 
     # -- training / analysis: full forward over T steps -----------------------
-    def action_logits(self, batch, frames=None):
-        """Teacher-forced forward over a loader batch -> list over groups of logits [B, T, V_g]."""
+    def a_in_states(self, batch, frames=None):
+        """Full teacher-forced backbone pass over T steps -> (a_in outputs [B, T, d], action classes [B, T, G])."""
         frames = batch["frames"] if frames is None else frames
         B, T = frames.shape[:2]
-        dev = self.a_in.device
+        L, dev = len(self.layout), self.a_in.device
         text_emb, has_text = self._text_inputs(batch["text"].to(dev))
         targets = self.schema.encode_tensor(batch["actions"].to(dev))                      # [B, T, G]
         obs = self.observation_tokens(frames.to(dev).flatten(0, 1), text_emb.flatten(0, 1), has_text.flatten())
         act = self.action_tokens(targets.flatten(0, 1))
-        x = torch.cat([obs, act], dim=1).view(B, T * len(self.layout), -1)
-        L = len(self.layout)
+        x = torch.cat([obs, act], dim=1).view(B, T * L, -1)                                 # steps laid end to end
         steps = torch.arange(T, device=dev).repeat_interleave(L)
         roles = self.roles.repeat(T)
         cos, sin = self._rope(steps, torch.arange(L, device=dev).repeat(T))
-        valid = batch.get("valid")
-        key_ok = None
-        if valid is not None:  # padded steps are invisible to other steps
-            key_valid = valid.to(dev).repeat_interleave(L, dim=1)                            # [B, TL]
+        key_ok = True
+        if batch.get("valid") is not None:  # padded steps are invisible to every other step
+            key_valid = batch["valid"].to(dev).repeat_interleave(L, dim=1)                  # [B, TL]
             key_ok = key_valid[:, None, None, :] | (steps[None, :] == steps[:, None])[None, None]
-        masks = {}
-        for w in set(self.cfg.windows()):
-            m = attention_allowed(steps, roles, steps, roles, w)[None, None]
-            masks[w] = m & key_ok if key_ok is not None else m
+        masks = {w: attention_allowed(steps, roles, steps, roles, w)[None, None] & key_ok
+                 for w in set(self.cfg.windows())}
         for blk, w in zip(self.blocks, self.cfg.windows()):
             x, _ = blk(x, cos, sin, masks[w])
-        h = self.norm(x).view(B, T, L, -1)[:, :, self.layout.index(A_IN)]                    # [B, T, d]
+        return self.norm(x).view(B, T, L, -1)[:, :, self.layout.index(A_IN)], targets
+
+    def action_logits(self, batch, frames=None):
+        """Teacher-forced forward over a loader batch -> list over groups of logits [B, T, V_g]."""
+        h, targets = self.a_in_states(batch, frames)
+        B, T = targets.shape[:2]
         logits = self.decoder(h.flatten(0, 1), targets.flatten(0, 1))
         return [lg.view(B, T, -1) for lg in logits]
+
+    def forward(self, batch, frames=None, z_loss=1e-4):
+        """Training entry point (what DDP wraps): the loss and its per-group parts."""
+        return self.loss(batch, frames, z_loss)
 
     def action_logprobs(self, batch, frames=None):
         """List over groups of log-probabilities [B, T, V_g] (each group given the true earlier groups)."""
