@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,32 @@ def test_deterministic_bytes(recs, built, tmp_path):
     assert sorted(first) == sorted(second) and len(first) == 7
     assert all(first[k] == second[k] for k in first)
     assert b"created_at" not in first["meta/info.json"]
+
+
+def test_interrupted_build_resumes(recs, built, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from conftest import cli_env
+
+    out = tmp_path / "resumed"
+    args = [sys.executable, "-m", "contra_bc", "build-dataset", recs["base"] / "air", recs["corrected"],
+            "--out", out, "--val-fraction", "0.25", "--workers", "1"]
+    proc = subprocess.Popen(list(map(str, args)), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("resumed.partial-*/data/chunk-000/file-000.parquet")) and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert not out.exists() and "rerun the same command to resume" in stderr
+    partial = list(tmp_path.glob("resumed.partial-*"))
+    assert len(partial) == 1 and not list(partial[0].rglob(".*tmp"))  # no half-written shard
+    done = run_cli(*args[3:], check=True)
+    assert "resuming" in done.stderr and not partial[0].exists()
+    first, second = _tree_bytes(built[0]), _tree_bytes(out)
+    assert first.keys() == second.keys() and all(first[k] == second[k] for k in first)
 
 
 def test_append_keeps_old_shards(recs, tmp_path):

@@ -343,6 +343,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
             log(f"interrupted: finished shards are kept in {root}; rerun the same command to resume")
         raise
     fmt.write_meta(root, info=info, episodes=episodes, texts=texts)
+    fmt.validate_dataset(root)
     if not existing_info:
         if out.exists():
             out.rmdir()  # an empty directory the user made for us

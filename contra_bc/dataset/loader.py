@@ -69,7 +69,7 @@ class DatasetReader:
         pf = self._files.get(rel)
         if pf is None:
             try:
-                pf = pq.ParquetFile(self.path / rel)
+                pf = pq.ParquetFile(self.path / rel, memory_map=True)
             except (FileNotFoundError, OSError) as exc:
                 raise UserError(f"{self.path / rel} is missing or unreadable ({exc}); the dataset is damaged. "
                                 f"Rebuild it with `contra-bc build-dataset`.") from None
