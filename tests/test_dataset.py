@@ -319,3 +319,22 @@ def test_verify_drops_diverging_recording(recs, tmp_path):
     edited = next(r for r in report["recordings"] if r["name"] == "edited")
     assert edited["status"] == "dropped" and "diverged at step" in edited["reason"]
     assert report["episodes_total"] == 1
+
+
+def test_preprocess_frame_equals_dense_box_filter():
+    """preprocess_frame applies only the non-zero taps; it must equal the dense product exactly."""
+    from contra_bc.preprocess import _SHIFT, _weights, preprocess_frame
+
+    def dense(screen, size):
+        h, w = screen.shape[:2]
+        wy, wx = _weights(h, size).astype(np.float64), _weights(w, size).astype(np.float64)
+        rows = (wy @ screen.reshape(h, w * 3).astype(np.float64)).reshape(size, w, 3).transpose(0, 2, 1)
+        out = (rows @ wx.T).transpose(0, 2, 1).astype(np.int64)
+        return np.clip((out + (1 << (2 * _SHIFT - 1))) >> (2 * _SHIFT), 0, 255).astype(np.uint8)
+
+    rng = np.random.default_rng(7)
+    for shape in [(224, 240, 3), (224, 320, 3), (192, 192, 3), (100, 150, 3)]:
+        for screen in [rng.integers(0, 256, shape, dtype=np.uint8), np.full(shape, 255, np.uint8),
+                       np.zeros(shape, np.uint8)]:
+            for size in (192, 64):
+                assert np.array_equal(preprocess_frame(screen, size), dense(screen, size)), (shape, size)

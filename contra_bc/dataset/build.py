@@ -107,7 +107,7 @@ def convert(job: ConvertJob) -> dict:
 
 
 # ---------------------------------------------------------------- scan
-def _annotations_for(rec, opts: BuildOptions) -> tuple[dict | None, str | None]:
+def _annotations_for(rec, opts: BuildOptions, video: str) -> tuple[dict | None, str | None]:
     path = ann.annotations_path(rec.path, Path(opts.annotations_dir) if opts.annotations_dir else None)
     if not path.is_file():
         if opts.require_annotations:
@@ -117,7 +117,6 @@ def _annotations_for(rec, opts: BuildOptions) -> tuple[dict | None, str | None]:
         return None, None
     doc = ann.read_annotations(path)
     ref = doc.get("recording") or {}
-    video = ann.video_sha1(rec.path)
     problems = []
     if ref.get("steps") != rec.n_steps:
         problems.append(f"{ref.get('steps')} steps (the recording has {rec.n_steps})")
@@ -150,7 +149,7 @@ def scan(path: Path, opts: BuildOptions) -> dict:
     if rec.n_steps == 0:
         item.update(status="skipped", reason="no steps")
         return item
-    doc, doc_sha1 = _annotations_for(rec, opts)
+    doc, doc_sha1 = _annotations_for(rec, opts, item["video_sha1"])
     item["texts"] = ann.text_per_step(doc, rec.n_steps) if doc else [None] * rec.n_steps
     item["annotated"], item["annotations_sha1"] = doc is not None, doc_sha1
     actions = rec.actions
