@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli
+from conftest import needs_outpost, run_cli
 
 GAME = "Airstriker-Genesis-v0"
 STEPS = 120
@@ -338,3 +338,19 @@ def test_preprocess_frame_equals_dense_box_filter():
                        np.zeros(shape, np.uint8)]:
             for size in (192, 64):
                 assert np.array_equal(preprocess_frame(screen, size), dense(screen, size)), (shape, size)
+
+
+@needs_outpost
+def test_outpost_nes_frames_bitwise(tmp_path):
+    """NES screens (224x240) through the same path: build, then compare with a replay."""
+    from contra_bc.dataset.loader import DatasetReader
+
+    rec = tmp_path / "nes"
+    cli("record", "--input", "bot:random", "--game", "Outpost-Nes", "--out", rec, "--max-steps", 100,
+        "--episode-until", "never")
+    _, report = build(rec, "--out", tmp_path / "d", "--no-filter")
+    ds = DatasetReader(tmp_path / "d")
+    assert ds.info["game"] == "Outpost-Nes" and ds.info["buttons"][1] is None
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        expected = pool.apply(replay_screens, (str(rec),))
+    assert np.array_equal(ds.read(0, 0, ds.episodes[0]["length"])["frame"], expected)
