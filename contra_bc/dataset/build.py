@@ -143,8 +143,8 @@ def scan(path: Path, opts: BuildOptions) -> dict:
             "start_state_sha1": meta.get("start_state_sha1"), "steps_sha1": steps_sha1(path),
             "video_sha1": ann.video_sha1(path), "annotated": False, "annotations_sha1": None}
     if not rec.complete and not opts.include_incomplete:
-        item.update(status="skipped", reason=f"incomplete recording ({meta.get('status', 'interrupted')}, "
-                                             f"{rec.n_steps} steps); --include-incomplete keeps its prefix")
+        item.update(status="skipped", reason=f"incomplete recording (meta complete=false, {rec.n_steps} steps "
+                                             f"recorded); --include-incomplete keeps them")
         return item
     if rec.n_steps == 0:
         item.update(status="skipped", reason="no steps")
