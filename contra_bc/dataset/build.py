@@ -322,6 +322,8 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
         root = out.with_name(f"{out.name}.partial-{_plan_hash(jobs)[:12]}")
         if root.exists():
             log(f"resuming the unfinished build in {root}")
+            for stray in root.rglob(".*.tmp"):  # a shard cut off by kill -9: redo it
+                stray.unlink()
         root.mkdir(parents=True, exist_ok=True)
         for j in jobs:
             j.out_file = str(root / j.out_file)
