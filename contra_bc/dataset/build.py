@@ -199,7 +199,7 @@ def _plan_hash(jobs: list[ConvertJob]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
-def _verify(items: list[dict], workers: int, log) -> None:
+def _verify(items: list[dict], workers: int) -> None:
     from contra_bc.parallel import run_many
     from contra_bc.replay import VerifyJob, verify
     from contra_bc.ui import progress
@@ -265,7 +265,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
         else:
             seen[key] = it["name"]
     if opts.verify:
-        _verify(items, workers, log)
+        _verify(items, workers)
 
     new = [it for it in items if it["status"] == "added"]
     splits = assign_splits(len(new), [e["split"] for e in existing_eps], opts.val_fraction, opts.seed)
