@@ -150,11 +150,14 @@ def record(
     metas = _run_jobs(scripted.record_job, jobs, workers, game, "recording")
     if json_out:
         print_json(metas)
-        return
-    _table([{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
+    else:
+        _table([{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
              "deaths": m.get("deaths", 0), "complete": m["complete"]} for j, m in zip(jobs, metas)],
-           "recordings")
+               "recordings")
     err.print(f"wrote {len(metas)} recording(s) under {out}")
+    if any(m.get("end_reason") == "interrupted" for m in metas):
+        err.print("[yellow]interrupted:[/] the flushed prefix is kept and marked incomplete")
+        raise typer.Exit(130)
 
 
 def _run_jobs(fn, jobs, workers, game, label):
