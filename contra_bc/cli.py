@@ -38,7 +38,9 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
@@ -346,12 +348,15 @@ def annotate(
                          "tokens out": sum(r["output_tokens"] for r in results),
                          "cost USD": f"{sum(r['cost_usd'] for r in results):.4f}"})
         _table(rows, "annotate")
+        from rich.markup import escape
+
         for r in results:
             if r["status"] == "error":
-                err.print(f"[red]error[/] {r['recording']}: {r['message']}", soft_wrap=True, highlight=False)
-            elif r["message"] and r["status"] != "up to date":
-                err.print(f"[yellow]{r['status']}[/] {r['recording']}: {r['message']}", soft_wrap=True,
+                err.print(f"[red]error[/] {escape(r['recording'])}: {escape(r['message'])}", soft_wrap=True,
                           highlight=False)
+            elif r["message"] and r["status"] != "up to date":
+                err.print(f"[yellow]{r['status']}[/] {escape(r['recording'])}: {escape(r['message'])}",
+                          soft_wrap=True, highlight=False)
             elif r["status"] == "annotated":
                 err.print(f"wrote {r['out']}", highlight=False)
     if any(r["status"] == "error" for r in results):

@@ -61,7 +61,7 @@ class Redactor:
 
     def __call__(self, text) -> str:
         text = str(text)
-        return text.replace(self.key, "[redacted key]") if self.key else text
+        return text.replace(self.key, "<redacted key>") if self.key else text
 
 
 def make_client(key: str, timeout_s: float):
@@ -178,7 +178,7 @@ async def wait_active(client, uploaded, *, active_timeout_s: float, policy: Retr
                       redact: Redactor, log: list):
     """Poll files.get until ACTIVE; FAILED or the timeout -> GeminiError."""
     deadline = time.monotonic() + active_timeout_s
-    interval = min(5.0, max(0.1, active_timeout_s / 20))
+    interval = 0.5  # short clips are usually ready within a second or two; back off to 5 s
     current = uploaded
     while True:
         state = _enum_name(current.state)
@@ -191,7 +191,8 @@ async def wait_active(client, uploaded, *, active_timeout_s: float, policy: Retr
         if time.monotonic() >= deadline:
             raise GeminiError(f"the uploaded video {uploaded.name} was still {state or 'not ready'} after "
                               f"{active_timeout_s:g} s; raise --file-active-timeout or try again later", "upload")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(5.0, interval * 1.5)
         current, _ = await with_retries(lambda: client.aio.files.get(name=uploaded.name), policy=policy,
                                         what="checking the uploaded video", redact=redact, log=log)
 
