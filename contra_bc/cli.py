@@ -291,7 +291,10 @@ def annotate(
     price_input: float = typer.Option(0.50, "--price-input", help="USD per million input tokens (for the cost report)."),
     price_output: float = typer.Option(3.00, "--price-output", help="USD per million output+thinking tokens."),
     force: bool = typer.Option(False, "--force", help="Re-annotate even if an annotations file is already there."),
-    batch: bool = typer.Option(False, "--batch", help="Use the Batch API (not available yet)."),
+    batch: bool = typer.Option(False, "--batch", help="Send all clips as Gemini Batch API jobs (half price, "
+                               "slower: hours), poll until done."),
+    batch_timeout: float = typer.Option(86400.0, "--batch-timeout", help="Seconds to wait for a batch job; "
+                                        "it is cancelled after that (or on Ctrl-C)."),
     json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ):
     """Gemini writes timestamped task instructions for recordings.
@@ -308,6 +311,8 @@ def annotate(
 
     `GEMINI_API_KEY=... contra-bc annotate runs/expert --concurrency 4`
 
+    `GEMINI_API_KEY=... contra-bc annotate runs/big-session --batch`
+
     `contra-bc annotate runs/expert/episode-0000 --from-table examples/outpost-level1-annotations.md`
 
     Exit codes: 0 all annotated or up to date, 1 some recordings failed (listed), 2 bad input
@@ -317,9 +322,6 @@ def annotate(
     from contra_bc.annotate.gemini import default_model
     from contra_bc.ui import err, print_json, progress
 
-    if batch:
-        raise UserError("--batch (the Gemini Batch API) is not available in this contra-bc yet. Run without "
-                        "--batch; use --concurrency to annotate many recordings at once.")
     if from_table is not None:
         result = annotate_lib.import_table(paths, from_table, out_dir=out_dir, force=force)
         results = [result]
@@ -330,7 +332,8 @@ def annotate(
             thinking_level=None if thinking_level.lower() == "off" else thinking_level.lower(),
             max_output_tokens=max_output_tokens, cooldown_s=cooldown, inline_max_mb=inline_max_mb,
             timeout_s=timeout, retries=retries, retry_base_s=retry_base, file_active_timeout_s=file_active_timeout,
-            concurrency=concurrency, price_input=price_input, price_output=price_output, force=force)
+            concurrency=concurrency, price_input=price_input, price_output=price_output, force=force,
+            batch=batch, batch_timeout_s=batch_timeout)
         with progress() as bar:
             task = bar.add_task("annotate", total=None)
             results = annotate_lib.annotate(paths, settings, on_result=lambda r: bar.advance(task))

@@ -47,6 +47,8 @@ class FakeGemini:
         self.requests: list[dict] = []      # every request: method, path, headers, json, t
         self.files: dict[str, dict] = {}    # name -> {"state", "polls", "bytes", "deleted"}
         self.active_after_polls = 1         # None: never becomes ACTIVE
+        self.batches: dict[str, dict] = {}  # name -> {"requests", "polls", "cancelled"}
+        self.batch_done_after_polls = 1     # None: never finishes
         self.delay_s = 0.0                  # generateContent handling time
         self.inflight = 0
         self.max_inflight = 0
@@ -86,6 +88,15 @@ class FakeGemini:
                 req = self._record("POST")
                 if self.path.endswith(":generateContent"):
                     return fake.generate(self, req)
+                if self.path.endswith(":batchGenerateContent"):
+                    name = f"batches/b{len(fake.batches)}"
+                    fake.batches[name] = {"requests": req["json"]["batch"]["inputConfig"]["requests"]["requests"],
+                                          "polls": 0, "cancelled": False}
+                    return self._send(200, fake.batch_json(name))
+                if self.path.endswith(":cancel"):
+                    name = self.path.split("/v1beta/", 1)[-1].removesuffix(":cancel")
+                    fake.batches[name]["cancelled"] = True
+                    return self._send(200, {})
                 if self.path.startswith("/upload/v1beta/files"):
                     name = f"files/clip{len(fake.files)}"
                     fake.files[name] = {"state": "PROCESSING", "polls": 0, "bytes": b"", "deleted": False,
@@ -104,6 +115,9 @@ class FakeGemini:
             def do_GET(self):
                 self._record("GET")
                 name = self.path.split("/v1beta/", 1)[-1].split("?")[0]
+                if name in fake.batches:
+                    fake.batches[name]["polls"] += 1
+                    return self._send(200, fake.batch_json(name))
                 if name in fake.files:
                     f = fake.files[name]
                     f["polls"] += 1
@@ -130,38 +144,62 @@ class FakeGemini:
         return {"name": name, "mimeType": "video/mp4", "sizeBytes": str(len(f["bytes"])), "state": f["state"],
                 "uri": f"{self.url}/v1beta/{name}"}
 
+    def next_behaviour(self):
+        with self.lock:
+            return self.script.pop(0) if self.script else ("good", GOOD)
+
+    @staticmethod
+    def reply(behaviour) -> tuple[int, dict]:
+        kind, *args = behaviour
+        usage = {"promptTokenCount": 1200, "candidatesTokenCount": 150, "thoughtsTokenCount": 50,
+                 "totalTokenCount": 1400}
+
+        def candidate(text, finish="STOP"):
+            return {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                    "finishReason": finish, "index": 0}],
+                    "usageMetadata": usage, "modelVersion": MODEL}
+
+        if kind == "good":
+            return 200, candidate(json.dumps(args[0]))
+        if kind == "text":
+            return 200, candidate(args[0])
+        if kind == "max_tokens":
+            return 200, candidate('{"narrative": "The player ran and', "MAX_TOKENS")
+        if kind == "blocked":
+            return 200, {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": usage}
+        if kind == "status":
+            code, status, message, extra = args
+            return code, {"error": {"code": code, "message": message, "status": status, **extra}}
+        raise AssertionError(kind)
+
     def generate(self, handler, req):
         with self.lock:
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
-            behaviour = self.script.pop(0) if self.script else ("good", GOOD)
         try:
             time.sleep(self.delay_s)
-            kind, *args = behaviour
-            usage = {"promptTokenCount": 1200, "candidatesTokenCount": 150, "thoughtsTokenCount": 50,
-                     "totalTokenCount": 1400}
-
-            def candidate(text, finish="STOP"):
-                return {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                        "finishReason": finish, "index": 0}],
-                        "usageMetadata": usage, "modelVersion": MODEL}
-
-            if kind == "good":
-                return handler._send(200, candidate(json.dumps(args[0])))
-            if kind == "text":
-                return handler._send(200, candidate(args[0]))
-            if kind == "max_tokens":
-                return handler._send(200, candidate('{"narrative": "The player ran and', "MAX_TOKENS"))
-            if kind == "blocked":
-                return handler._send(200, {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": usage})
-            if kind == "status":
-                code, status, message, extra = args
-                return handler._send(code, {"error": {"code": code, "message": message, "status": status,
-                                                      **extra}})
-            raise AssertionError(kind)
+            handler._send(*self.reply(self.next_behaviour()))
         finally:
             with self.lock:
                 self.inflight -= 1
+
+    def batch_json(self, name):
+        job = self.batches[name]
+        done = self.batch_done_after_polls is not None and job["polls"] >= self.batch_done_after_polls
+        meta = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch",
+                "name": name, "model": f"models/{MODEL}",
+                "state": "BATCH_STATE_CANCELLED" if job["cancelled"] else
+                         "BATCH_STATE_SUCCEEDED" if done else "BATCH_STATE_PENDING"}
+        if done and not job["cancelled"]:
+            if "answers" not in job:  # answer each request once, in a shuffled order (keys must match up)
+                answers = []
+                for request in job["requests"]:
+                    code, body = self.reply(self.next_behaviour())
+                    item = {"response": body} if code == 200 else {"error": body["error"]}
+                    answers.append({**item, "metadata": request.get("metadata", {})})
+                job["answers"] = answers[::-1]
+            meta["output"] = {"inlinedResponses": {"inlinedResponses": job["answers"]}}
+        return {"name": name, "metadata": meta, "done": done}
 
     def generate_requests(self):
         return [r for r in self.requests if r["path"].endswith(":generateContent")]
@@ -399,7 +437,7 @@ def test_missing_key_is_a_user_error(fake, session_dir, tmp_path):
 
 
 def test_bad_options_are_user_errors(fake, session_dir, tmp_path):
-    for args, text in ((["--batch"], "--batch"), (["--media-resolution", "ultra"], "--media-resolution"),
+    for args, text in ((["--media-resolution", "ultra"], "--media-resolution"),
                        (["--prompt", tmp_path / "nope.md"], "does not exist")):
         proc = cli("annotate", first(session_dir), *args, env=gemini_env(fake))
         assert proc.returncode == 2 and text in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -414,6 +452,40 @@ def test_custom_prompt_file_sets_the_version(fake, session_dir, tmp_path):
     doc = read_annotations(tmp_path / "out" / "episode-0000.annotations.json")
     assert doc["provenance"]["prompt_version"] == "mine-3"
     assert "Annotate this clip as JSON." in fake.generate_requests()[0]["json"]["contents"][0]["parts"][1]["text"]
+
+
+# ---------------------------------------------------------------- Batch API
+def test_batch_mode_sends_every_window_in_one_job(fake, session_dir, tmp_path):
+    fake.batch_done_after_polls = 2
+    fake.script = [("good", answer(("00:00", "00:02", "Clear the first wave of fighters."))),
+                   ("good", answer(("00:04", None, "Chase down the last bomber near the clouds."))),
+                   ("good", answer(("00:01", "00:03", "Sink the lead gunship first."))),
+                   ("status", 400, "INVALID_ARGUMENT", "Request payload is invalid.", {})]
+    proc, results = annotate(fake, session_dir, "--out-dir", tmp_path, "--batch", "--window-seconds", 5)
+    assert [r["status"] for r in results] == ["annotated", "error"] and proc.returncode == 1
+    assert "window 2/2" in results[1]["message"] and "Request payload is invalid." in results[1]["message"]
+    assert not fake.generate_requests()
+    [(name, job)] = fake.batches.items()
+    assert len(job["requests"]) == 4 and job["polls"] == 2 and not job["cancelled"]
+    request = job["requests"][0]["request"]
+    assert request["model"] == f"models/{MODEL}" and "responseSchema" in request["generationConfig"]
+    assert request["contents"][0]["parts"][0]["videoMetadata"]["fps"] == 5.0
+    doc = read_annotations(tmp_path / "episode-0000.annotations.json")
+    # answers came back in reverse order: matched by key, window 2's entry is at 5 s + 4 s
+    assert [(e["start_step"], e["end_step"]) for e in doc["entries"]] == [(0, 40), (180, 199)]
+    prov = doc["provenance"]
+    assert prov["mode"] == "batch" and prov["batch_jobs"] == [name]
+    assert prov["cost_usd"] == pytest.approx(2 * 0.5 * (1200 * 0.50 + 200 * 3.00) / 1e6)
+    assert not (tmp_path / "episode-0001.annotations.json").exists()
+
+
+def test_batch_that_never_finishes_is_cancelled(fake, session_dir, tmp_path):
+    fake.batch_done_after_polls = None
+    proc, results = annotate(fake, first(session_dir), "--out-dir", tmp_path, "--batch", "--batch-timeout", 1)
+    assert proc.returncode == 1 and results[0]["status"] == "error"
+    assert "still JOB_STATE_PENDING after --batch-timeout 1 s" in results[0]["message"]
+    [job] = fake.batches.values()
+    assert job["cancelled"] and not list(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------- hand-written tables (no network)
