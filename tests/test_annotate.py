@@ -414,6 +414,34 @@ def test_upload_that_never_becomes_active_times_out_and_is_deleted(fake, session
     assert f["deleted"] and not fake.generate_requests()
 
 
+def test_network_errors_are_retried_then_reported(session_dir, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"CONTRA_BC_GEMINI_BASE_URL": f"http://127.0.0.1:{port}", "GEMINI_API_KEY": KEY, "GOOGLE_API_KEY": ""}
+    proc = cli("annotate", first(session_dir), "--out-dir", tmp_path, "--retries", 2, "--retry-base", 0.01,
+               "--json", env=env)
+    [r] = json.loads(proc.stdout)
+    assert proc.returncode == 1 and r["status"] == "error"
+    assert "after 3 attempt(s)" in r["message"] and "network error" in r["message"]
+
+
+def test_retry_after_header_and_retry_info():
+    import httpx2
+    from google.genai import errors
+
+    from contra_bc.annotate.gemini import server_retry_delay
+
+    info = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "slow down",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]}}
+    assert server_retry_delay(errors.APIError(429, info)) == 7.0
+    plain = {"error": {"code": 503, "status": "UNAVAILABLE", "message": "busy"}}
+    assert server_retry_delay(errors.APIError(503, plain, httpx2.Response(503, headers={"Retry-After": "3"}))) == 3.0
+    assert server_retry_delay(errors.APIError(503, plain, httpx2.Response(503))) is None
+
+
 def test_key_comes_from_env_and_never_leaks(fake, session_dir, tmp_path):
     fake.script = [("status", 400, "INVALID_ARGUMENT", f"API key not valid: {KEY}", {})]
     proc = run_cli("annotate", first(session_dir), "--out-dir", tmp_path, env=gemini_env(fake), timeout=120)
@@ -512,7 +540,7 @@ def test_table_import_writes_entries_without_network(session_dir, tmp_path):
     assert doc["source"] == "table" and doc["provenance"]["rows"] == 3
     assert [(e["start_step"], e["end_step"], e["text"]) for e in doc["entries"]] == [
         (20, 80, "Shoot down the lead fighter | fast."), (120, 199, "Hold the centre lane until the wave passes.")]
-    assert "after the video ends" in doc["rejected"][0]["reason"]
+    assert "after the video ends" in doc["rejected"][0]["reason"] and doc["rejected"][0]["entry"]["line"] == 7
     # same table again: up to date; a changed table needs --force
     again = cli("annotate", first(session_dir), "--from-table", table, "--out-dir", tmp_path / "out", "--json",
                     env=env)

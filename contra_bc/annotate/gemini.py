@@ -130,9 +130,13 @@ async def with_retries(call, *, policy: RetryPolicy, what: str, redact: Redactor
     for attempt in range(1, policy.attempts + 1):
         try:
             return await call(), attempt
-        except Exception as exc:  # classified below; anything unexpected is re-raised
+        except GeminiError:
+            raise
+        except Exception as exc:  # classified below
             if not isinstance(exc, (errors.APIError, *_network_errors())):
-                raise
+                # e.g. a 200 whose body the SDK cannot read: this request's failure, not the whole run's
+                raise GeminiError(redact(f"{what} failed: unexpected {type(exc).__name__} from the SDK: {exc}")[:500],
+                                  "sdk") from None
             reason = _describe(exc, redact)
             if not _retryable(exc) or attempt == policy.attempts:
                 kind = "network" if not isinstance(exc, errors.APIError) else "api"

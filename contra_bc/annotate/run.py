@@ -68,7 +68,9 @@ class Settings:
         if self.thinking_level is not None and self.thinking_level not in THINKING_LEVELS:
             raise UserError(f"--thinking-level must be one of {', '.join(THINKING_LEVELS)} or 'off', "
                             f"not {self.thinking_level!r}.")
-        for name, value, low in (("--window-seconds", self.window_seconds, 5), ("--sample-fps", self.sample_fps, 0.1),
+        if not 0 < self.sample_fps <= 24:
+            raise UserError(f"--sample-fps must be above 0 and at most 24 (Gemini's limit), not {self.sample_fps}.")
+        for name, value, low in (("--window-seconds", self.window_seconds, 5),
                                  ("--timeout", self.timeout_s, 1), ("--concurrency", self.concurrency, 1),
                                  ("--max-output-tokens", self.max_output_tokens, 256)):
             if value < low:
@@ -521,11 +523,12 @@ def import_table(paths: list[Path], table_file: Path, *, out_dir: Path | None = 
     if rec.n_steps == 0:
         raise UserError(f"{rec_path} has no steps, so there is nothing to annotate.")
     hz = float(rec.meta["hz"])
-    entries, rejected = make_entries([{k: r[k] for k in ("start", "end", "text")} for r in rows], hz, rec.n_steps)
+    entries, rejected = make_entries(rows, hz, rec.n_steps)  # rows keep their "line" for the report
     provenance = {"table_file": str(table_file), "table_sha1": table_sha1, "rows": len(rows),
                   "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "contra_bc_version": __version__}
     write_annotations(out_path, recording=recording_ref(rec), source="table", entries=entries,
                       provenance=provenance, rejected=rejected)
     return _result(rec_path, out_path, "annotated", entries=len(entries), rejected=len(rejected),
-                   message="; ".join(f"rejected {r['entry'].get('text', '')!r}: {r['reason']}" for r in rejected))
+                   message="; ".join(f"rejected line {r['entry'].get('line', '?')} {r['entry'].get('text', '')!r}: "
+                                     f"{r['reason']}" for r in rejected))
