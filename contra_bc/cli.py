@@ -306,5 +306,42 @@ def causality_score():
     not_built("causality-score", "issue: causality-score")
 
 
+# ---------------------------------------------------------------- export
+@app.command("export")
+@handle_errors
+def export(
+    recording: Path = typer.Argument(..., help="A complete recording directory."),
+    to: Path = typer.Option(..., "--to", help="The movie to write: NAME.bk2 or NAME.fm2 (never overwritten)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Write a recording as an emulator movie: .bk2 (BizHawk, stable-retro) or .fm2 (FCEUX, NES).
+
+    Each step becomes `frames_per_step` identical frames, after one empty frame 0 (the reset frame).
+    Both formats keep player-1 buttons frame by frame; they lose the video, the frame/RAM hashes,
+    the variables, events and annotations (import the movie again and run `replay-verify` to get
+    them back).
+
+    **.bk2** keeps the start state as Core.bin (a stable-retro state: stable-retro plays it back
+    exactly; BizHawk only plays power-on movies, which have no Core.bin), the ROM SHA-1, the platform
+    and a LogKey naming the columns.
+
+    **.fm2** (NES only) keeps the ROM MD5 and name; FCEUX starts movies at power-on and cannot load
+    stable-retro states, so only power-on recordings (imported from power-on movies) can be exported.
+
+    Example: `contra-bc export runs/tas --to tas.bk2`
+
+    Exit codes: 0 written, 2 bad input (incomplete recording, existing file, .fm2 of a non-power-on run).
+    """
+    from contra_bc.movies import export_recording
+    from contra_bc.ui import err, print_json
+
+    summary = export_recording(recording, to)
+    if json_out:
+        print_json(summary)
+        return
+    _table([summary], "export")
+    err.print(f"wrote {to}")
+
+
 if __name__ == "__main__":
     app()
