@@ -145,7 +145,9 @@ def read_bk2(path: Path) -> Movie:
 
 def _bk2_start(path: Path, header: dict, core: bytes | None) -> bytes | None:
     """Core.bin is a stable-retro state in stable-retro's (and our) movies; BizHawk states are not."""
-    ours = header.get("MovieVersion") == "Retro" or "ContraBcStartState" in header
+    if header.get("ContraBcStartState") == "power-on":
+        return None  # our export: Core.bin only holds power-on, for stable-retro's player
+    ours = header.get("MovieVersion") == "Retro" or header.get("ContraBcStartState") == "stable-retro"
     if header.get("StartsFromSaveRam", "").lower() == "true":
         raise UserError(f"{path} starts from battery save RAM, which stable-retro cannot load; only "
                         f"power-on movies and stable-retro movies (with a stable-retro Core.bin) can be imported.")
@@ -259,8 +261,13 @@ def _parse_bk2_log(path: Path, text: str, buttons: list):
 
 
 def write_bk2(path: Path, *, game_name: str, platform: str, rom_sha1: str, buttons: list,
-              frames: np.ndarray, start_state: bytes | None, comments: list[str] = ()) -> None:
-    """A .bk2 that stable-retro's ``Movie`` and BizHawk both read (see docs/formats-movies.md)."""
+              frames: np.ndarray, start_state: bytes, power_on: bool, comments: list[str] = ()) -> None:
+    """A .bk2 that stable-retro's ``Movie`` and BizHawk both read (see docs/formats-movies.md).
+
+    Core.bin is always written, because stable-retro's player refuses a movie without one;
+    a power-on movie gets the power-on state there and no ``StartsFromSavestate``, so
+    BizHawk boots the ROM instead.
+    """
     if platform not in BK2_COLUMNS:
         raise UserError(f"Exporting {platform} movies is not supported (only {', '.join(BK2_COLUMNS)}).")
     columns = BK2_COLUMNS[platform]
@@ -277,7 +284,9 @@ def write_bk2(path: Path, *, game_name: str, platform: str, rom_sha1: str, butto
         f"Core {'NesHawk' if platform == 'Nes' else 'Genplus-gx'}",
         "rerecordCount 0",
     ]
-    if start_state is not None:
+    if power_on:
+        header += ["ContraBcStartState power-on"]
+    else:
         header += ["StartsFromSavestate True", "ContraBcStartState stable-retro"]
     header += [f"Comment {c}" for c in comments]
     player = "|".join(f"P1 {name}" for name, _ in columns) + "|"
@@ -293,8 +302,7 @@ def write_bk2(path: Path, *, game_name: str, platform: str, rom_sha1: str, butto
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("Header.txt", "\n".join(header) + "\n")
         zf.writestr("Input Log.txt", out.getvalue())
-        if start_state is not None:
-            zf.writestr("Core.bin", start_state)
+        zf.writestr("Core.bin", start_state)
     atomic.write_bytes(Path(path), buffer.getvalue())
 
 
@@ -517,7 +525,7 @@ def export_recording(recording: Path, out: Path) -> dict:
                 f"source {meta.get('source')}: {meta.get('source_detail')})"]
     if kind == ".bk2":
         write_bk2(out, game_name=game.name, platform=game.platform, rom_sha1=meta.get("rom_sha1") or "?",
-                  buttons=meta["buttons"], frames=frames, start_state=None if power_on else rec.start_state(),
+                  buttons=meta["buttons"], frames=frames, start_state=rec.start_state(), power_on=power_on,
                   comments=comments)
     else:
         if game.platform != "Nes":
