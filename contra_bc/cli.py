@@ -323,9 +323,9 @@ def export(
     the variables, events and annotations (import the movie again and run `replay-verify` to get
     them back).
 
-    **.bk2** keeps the start state as Core.bin (a stable-retro state: stable-retro plays it back
-    exactly; BizHawk only plays power-on movies, which have no Core.bin), the ROM SHA-1, the platform
-    and a LogKey naming the columns.
+    **.bk2** keeps the start state as Core.bin (a stable-retro state, so stable-retro plays it back
+    frame for frame), the ROM SHA-1, the platform and a LogKey naming the columns. BizHawk cannot load
+    stable-retro states: it plays only power-on recordings (those imported from power-on movies).
 
     **.fm2** (NES only) keeps the ROM MD5 and name; FCEUX starts movies at power-on and cannot load
     stable-retro states, so only power-on recordings (imported from power-on movies) can be exported.

@@ -288,7 +288,6 @@ def write_bk2(path: Path, *, game_name: str, platform: str, rom_sha1: str, butto
         header += ["ContraBcStartState power-on"]
     else:
         header += ["StartsFromSavestate True", "ContraBcStartState stable-retro"]
-    header += [f"Comment {c}" for c in comments]
     player = "|".join(f"P1 {name}" for name, _ in columns) + "|"
     out = io.StringIO()
     out.write("[Input]\n")
@@ -303,6 +302,8 @@ def write_bk2(path: Path, *, game_name: str, platform: str, rom_sha1: str, butto
         zf.writestr("Header.txt", "\n".join(header) + "\n")
         zf.writestr("Input Log.txt", out.getvalue())
         zf.writestr("Core.bin", start_state)
+        if comments:
+            zf.writestr("Comments.txt", "".join(f"comment {c}\n" for c in comments))
     atomic.write_bytes(Path(path), buffer.getvalue())
 
 
