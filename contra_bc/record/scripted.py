@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.emulator import action_from_names, get_game
-from contra_bc.episode import EpisodeRunner, sigterm_as_interrupt
+from contra_bc.episode import EpisodeRunner, StopSignals
 from contra_bc.errors import UserError
 
 
@@ -27,8 +27,10 @@ def read_action_file(path: Path, buttons: list) -> np.ndarray:
             import csv
 
             with open(path, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-            table = {k: [r[k] for r in rows] for k in (rows[0].keys() if rows else [])}
+                lines = list(csv.reader(fh))
+            header, body = (lines[0], lines[1:]) if lines else ([], [])
+            # a blank line is a step with no button down (csv.DictReader would skip it)
+            table = {k: [(r[j] if j < len(r) else "") for r in body] for j, k in enumerate(header)}
         else:
             raise UserError(f"{path}: action files are .csv or .parquet (or use bot:NAME, .bk2, .fm2).")
     except UserError:
@@ -147,7 +149,7 @@ def _prepare_movie(job: RecordJob, emu_for):
 
 
 def record_job(job: RecordJob, on_step=None) -> dict:
-    """Record one episode; returns its final meta. Ctrl-C/SIGTERM keep a flushed prefix."""
+    """Record one episode; returns its final meta. Ctrl-C/SIGTERM finish it as incomplete."""
     from contra_bc.parallel import shared_emulator
 
     from contra_bc import movies
@@ -167,32 +169,31 @@ def record_job(job: RecordJob, on_step=None) -> dict:
     writer = runner.open_writer(Path(job.out), source="script", source_detail=detail, hz=hz, extra=extra)
     period = 1.0 / hz
     end_reason = "max_steps"
-    with sigterm_as_interrupt():
-        try:
-            next_tick = time.perf_counter()
-            while runner.steps < job.max_steps:
-                lateness = None
-                if job.realtime:
-                    next_tick += period
-                    delay = next_tick - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    lateness = max(0.0, (time.perf_counter() - next_tick) * 1000.0)
-                try:
-                    action = source.act(emu)
-                except StopIteration:
-                    end_reason = "input_exhausted"
-                    break
-                row = runner.step(action, "script", lateness)
-                writer.add(frame, row)
-                frame = emu.screen()
-                if on_step:
-                    on_step(runner)
-                if runner.done:
-                    end_reason = runner.outcome
-                    break
-        except KeyboardInterrupt:
-            return writer.finish(runner.final_outcome(), complete=False, end_reason="interrupted",
-                                 summary=runner.summary())
+    with StopSignals() as stop:
+        next_tick = time.perf_counter()
+        while runner.steps < job.max_steps:
+            if stop.requested:
+                return writer.finish(runner.final_outcome(), complete=False, end_reason="interrupted",
+                                     summary=runner.summary())
+            lateness = None
+            if job.realtime:
+                next_tick += period
+                delay = next_tick - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                lateness = max(0.0, (time.perf_counter() - next_tick) * 1000.0)
+            try:
+                action = source.act(emu)
+            except StopIteration:
+                end_reason = "input_exhausted"
+                break
+            row = runner.step(action, "script", lateness)
+            writer.add(frame, row)
+            frame = emu.screen()
+            if on_step:
+                on_step(runner)
+            if runner.done:
+                end_reason = runner.outcome
+                break
     return writer.finish(runner.final_outcome(), complete=True, end_reason=end_reason,
                          summary=runner.summary())
