@@ -10,7 +10,6 @@ import base64
 import csv
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -21,11 +20,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+from conftest import OUTPOST_ROM, cli_env, needs_outpost, run_cli
+
 AIRSTRIKER = "Airstriker-Genesis-v0"
-NES_ROM = ROOT / "contra_bc/games/integrations/Outpost-Nes/rom.nes"
-needs_cartridge = pytest.mark.skipif(not NES_ROM.is_file(), reason="Outpost-Nes cartridge not on this branch yet")
 
 # stable-retro's side, run in its own process. Prints JSON.
 RETRO_PRELUDE = """
@@ -74,15 +71,14 @@ print(json.dumps({"hashes": hashes, "actions": actions, "game": movie.get_game()
 
 
 def retro(script: str, *args) -> dict:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], env=ENV,
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], env=cli_env(),
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def cli(*args, expect: int = 0) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "contra_bc", *map(str, args)], env=ENV, capture_output=True,
-                          text=True, timeout=180)
+    done = run_cli(*args)
     assert done.returncode == expect, f"exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done
 
@@ -266,9 +262,9 @@ def test_movie_game_and_options_must_agree(tmp_path):
     assert "inside step 0" in " ".join(done.stderr.split())
 
 
-@needs_cartridge
+@needs_outpost
 def test_fm2_round_trip_on_the_cartridge(tmp_path):
-    rom = NES_ROM.read_bytes()
+    rom = OUTPOST_ROM.read_bytes()
     md5 = hashlib.md5(rom[16 + (512 if rom[6] & 4 else 0):]).digest()
     rng = np.random.default_rng(11)
     lines = ["|0|........|||"] + ["|0|" + "".join(c if rng.random() < 0.2 else "." for c in "RLDUTSBA") + "|||"

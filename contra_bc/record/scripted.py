@@ -150,9 +150,8 @@ def _prepare_movie(job: RecordJob, emu_for):
 
 def record_job(job: RecordJob, on_step=None) -> dict:
     """Record one episode; returns its final meta. Ctrl-C/SIGTERM finish it as incomplete."""
-    from contra_bc.parallel import shared_emulator
-
     from contra_bc import movies
+    from contra_bc.parallel import shared_emulator
 
     extra = {"episode_until": job.until, "seed": job.seed}
     if movies.is_movie(job.input):
