@@ -214,14 +214,7 @@ def replay_verify(
     from contra_bc.ui import err, print_json, progress
 
     recs = find_recordings(paths)
-    games = set()
-    for r in recs:
-        try:
-            import json as _json
-
-            games.add(_json.loads((r / "meta.json").read_text()).get("game"))
-        except Exception:
-            pass
+    games = _games_of(recs)
     jobs = [VerifyJob(str(r), check_video, str(report_dir)) for r in recs]
     with progress() as bar:
         task = bar.add_task("replay-verify", total=len(jobs))
@@ -253,12 +246,70 @@ def replay_verify(
 # ---------------------------------------------------------------- not built yet
 @app.command("downsample-check")
 @handle_errors
-def downsample_check():
+def downsample_check(
+    paths: List[Path] = typer.Argument(..., help="Per-frame recordings (frames_per_step 1), or folders of them."),
+    mode: str = typer.Option("max", "--mode", help="Pooling: max (recap's), first, last, majority."),
+    from_hz: Optional[float] = typer.Option(None, "--from-hz", help="Step rate of the recordings (default: each recording's own hz, e.g. 60)."),
+    to_hz: float = typer.Option(20.0, "--to-hz", help="Rate of the pooling recorder (20 Hz = 50 ms windows)."),
+    window: Optional[int] = typer.Option(None, "--window", help="Window in steps, overriding from/to Hz (1 = control: nothing changes)."),
+    report_dir: Path = typer.Option(Path("downsample-report"), "--report-dir", help="Where the divergence PNGs go."),
+    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results and the summary as JSON."),
+):
     """Max-pool per-frame inputs into 20 Hz windows and show the runs diverge and lose.
 
-    Exit codes: 3 not built yet.
+    Pools each recording's actions over windows of from_hz/to_hz steps (60/20 = 3 frames by
+    default, as P2P's recap recorder did), replays the pooled actions from the same start
+    state, and reports the original and pooled outcome, the first diverging step, the
+    fraction of actions changed, and a PNG (original | pooled | difference). Control: a
+    throttled 20 Hz recording pools with a window of 1, which changes nothing.
+
+    Example: `contra-bc downsample-check runs/expert60 --mode max`
+
+    Exit codes: 0 the check ran (whatever it found), 2 bad or unpoolable input.
     """
-    not_built("downsample-check", "issue: downsample-check")
+    from contra_bc import downsample
+    from contra_bc.formats.recording import find_recordings
+    from contra_bc.parallel import default_workers, run_many
+    from contra_bc.ui import err, out, print_json, progress
+
+    if mode not in downsample.MODES:
+        raise UserError(f"--mode must be one of {', '.join(downsample.MODES)}, not {mode!r}.")
+    recs = find_recordings(paths)
+    jobs = [downsample.DownsampleJob(str(r), mode, from_hz, to_hz, window, str(report_dir)) for r in recs]
+    with progress() as bar:
+        task = bar.add_task(f"downsample-check ({mode})", total=len(jobs))
+        results = run_many(downsample.check, jobs, workers=min(workers or default_workers(), len(jobs)),
+                           games=_games_of(recs), on_result=lambda i, r: bar.advance(task))
+    summary = downsample.summarize(results)
+    if json_out:
+        print_json({"summary": summary, "recordings": results})
+    else:
+        out.print(f"[bold]{summary['headline']}[/]")
+        _table([{"recording": Path(r["path"]).name, "window": r["window"], "original": r["original_outcome"],
+                 "pooled": r["pooled_outcome"], "actions changed": f"{r['actions_changed']:.1%}",
+                 "first divergence": "-" if r["first_divergence_step"] is None
+                 else f"step {r['first_divergence_step']} ({r['first_divergence_s']} s)"}
+                for r in results if r["status"] == "ok"], f"downsample-check: {mode} pooling")
+        if summary["diverged"]:
+            err.print(f"divergence pictures in {report_dir}/")
+    errors = [r for r in results if r["status"] == "error"]
+    for r in errors:
+        err.print(f"[red]error[/] {r['path']}: {r['message']}", soft_wrap=True)
+    if errors:
+        raise typer.Exit(2)
+
+
+def _games_of(recs) -> set:
+    import json as _json
+
+    games = set()
+    for r in recs:
+        try:
+            games.add(_json.loads((Path(r) / "meta.json").read_text()).get("game"))
+        except (OSError, ValueError):
+            pass
+    return games
 
 
 @app.command()
@@ -404,6 +455,43 @@ def causality_score():
     Exit codes: 3 not built yet.
     """
     not_built("causality-score", "issue: causality-score")
+
+
+# ---------------------------------------------------------------- export
+@app.command("export")
+@handle_errors
+def export(
+    recording: Path = typer.Argument(..., help="A complete recording directory."),
+    to: Path = typer.Option(..., "--to", help="The movie to write: NAME.bk2 or NAME.fm2 (never overwritten)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Write a recording as an emulator movie: .bk2 (BizHawk, stable-retro) or .fm2 (FCEUX, NES).
+
+    Each step becomes `frames_per_step` identical frames, after one empty frame 0 (the reset frame).
+    Both formats keep player-1 buttons frame by frame; they lose the video, the frame/RAM hashes,
+    the variables, events and annotations (import the movie again and run `replay-verify` to get
+    them back).
+
+    **.bk2** keeps the start state as Core.bin (a stable-retro state, so stable-retro plays it back
+    frame for frame), the ROM SHA-1, the platform and a LogKey naming the columns. BizHawk cannot load
+    stable-retro states: it plays only power-on recordings (those imported from power-on movies).
+
+    **.fm2** (NES only) keeps the ROM MD5 and name; FCEUX starts movies at power-on and cannot load
+    stable-retro states, so only power-on recordings (imported from power-on movies) can be exported.
+
+    Example: `contra-bc export runs/tas --to tas.bk2`
+
+    Exit codes: 0 written, 2 bad input (incomplete recording, existing file, .fm2 of a non-power-on run).
+    """
+    from contra_bc.movies import export_recording
+    from contra_bc.ui import err, print_json
+
+    summary = export_recording(recording, to)
+    if json_out:
+        print_json(summary)
+        return
+    _table([summary], "export")
+    err.print(f"wrote {to}")
 
 
 if __name__ == "__main__":
