@@ -17,10 +17,11 @@ import pytest
 
 from typer.testing import CliRunner
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, needs_outpost, run_cli
 from contra_bc.cli import app
 from contra_bc.annotate.table import parse_table
 from contra_bc.formats.annotations import read_annotations, text_per_step
+from contra_bc.formats.recording import read_recording
 
 KEY = "test-key-7f3a9c-DO-NOT-LEAK"
 MODEL = "gemini-3-flash-preview"
@@ -577,3 +578,22 @@ def test_example_table_parses():
     assert rows[-1]["start"] <= 50 and rows[-1]["end"] is None
     lowered = " ".join(r["text"].lower() for r in rows)
     assert " left" not in lowered and " right" not in lowered
+
+
+@needs_outpost
+def test_example_table_matches_an_outpost_expert_run(tmp_path):
+    rec_path = tmp_path / "expert"
+    run_cli("record", "--input", "bot:expert", "--game", "Outpost-Nes", "--max-steps", 2000, "--seed", 0,
+            "--out", rec_path, check=True)
+    proc = cli("annotate", rec_path, "--from-table", ROOT / "examples" / "outpost-level1-annotations.md", "--json")
+    [r] = json.loads(proc.stdout)
+    assert r["status"] == "annotated" and r["rejected"] == 0 and r["entries"] == 9
+    doc = read_annotations(rec_path / "annotations.json")
+    rec = read_recording(rec_path)
+    screen = rec.column("var_screen")
+    expected = {"soldiers marching": 0, "first pit": 0, "turret": 1, "mine with a short hop": 1,
+                "pair of soldiers": 2, "both pits": 2, "lone soldier": 3, "both laser bars": 3, "gate": 4}
+    for e in doc["entries"]:
+        [want] = [s for k, s in expected.items() if k in e["text"]]
+        assert screen[(e["start_step"] + e["end_step"]) // 2] == want, e
+    assert doc["entries"][-1]["end_step"] == rec.n_steps - 1 and rec.meta["outcome"] == "win"
