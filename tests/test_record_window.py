@@ -67,6 +67,20 @@ def _cli(*args, display=None, timeout=120):
                           capture_output=True, text=True, timeout=timeout)
 
 
+_RUNNING: list = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_recorders():
+    """A failed test must not leave its recorder window running."""
+    yield
+    while _RUNNING:
+        proc = _RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 class Recorder:
     """A `contra-bc record` window process and the xdotool calls that drive it."""
 
@@ -75,6 +89,7 @@ class Recorder:
         self.log = open(log, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "record", *map(str, args)],
                                      env=_env(display), stdout=self.log, stderr=subprocess.STDOUT)
+        _RUNNING.append(self.proc)
         self.wid = None
         deadline = time.monotonic() + 90
         while not self.wid:
