@@ -1,6 +1,6 @@
 """A real tiny policy for the play and causality tests, made once per test session.
 
-record (bot:airstriker, 3 episodes) -> build-dataset -> train --preset tiny (30 steps,
+record (bot:airstriker, 2 episodes) -> build-dataset -> train --preset tiny (20 steps,
 checkpoints every 10), all through the CLI in subprocesses.
 """
 
@@ -21,11 +21,11 @@ def make_tiny_run(root: Path) -> tuple[Path, Path]:
     if (run / "last").is_file():
         return run, dataset
     recs = root / "recordings"
-    run_cli("record", "--input", "bot:airstriker", "--game", GAME, "--episodes", 3, "--max-steps", 160,
+    run_cli("record", "--input", "bot:airstriker", "--game", GAME, "--episodes", 2, "--max-steps", 128,
             "--episode-until", "never", "--workers", 1, "--out", recs, check=True)
-    run_cli("build-dataset", recs, "--out", dataset, "--val-fraction", 0.34, "--no-filter", "--workers", 1,
+    run_cli("build-dataset", recs, "--out", dataset, "--val-fraction", 0.5, "--no-filter", "--workers", 1,
             check=True)
-    run_cli("train", dataset, "--out", run, "--preset", "tiny", "--max-steps", 30, "--batch-size", 4, "--window", 8,
+    run_cli("train", dataset, "--out", run, "--preset", "tiny", "--max-steps", 20, "--batch-size", 4, "--window", 8,
             "--workers", 0, "--no-augment", "--lr", "3e-3", "--eval-every", 10, "--save-every", 10, "--seed", 0,
             "--text-encoder", "hashed", check=True, timeout=600)
     return run, dataset
