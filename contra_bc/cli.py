@@ -781,7 +781,8 @@ def causality_score(
             print_json(result)
             return
         _table([{"checkpoint": r["checkpoint"], "step": r["step"], "score": f"{r['score_mean']:.6g}",
-                 "spread": f"{r['score_std']:.2g}", "val loss": r.get("val_loss", "-")} for r in result["points"]],
+                 "spread": f"{r['score_std']:.2g}",
+                 "val loss": "-" if r.get("val_loss") is None else f"{r['val_loss']:.4f}"} for r in result["points"]],
                "causality over training")
         err.print(f"chart: {result['png']}")
         return

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import cli_env, run_cli, run_json
+from conftest import cli_env, needs_outpost, run_cli, run_json
 from tiny_policy import GAME, tiny_run  # noqa: F401  (session fixture)
 
 FIELDS = ("episodes", "win_rate", "progress_mean", "progress_max", "score_mean", "deaths_mean", "steps_mean",
@@ -176,3 +176,15 @@ def test_window_without_display_says_how_to_run_headless(tiny_run, tmp_path):
                            str(tmp_path / "w")], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--fast" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "w" / "agent-0000").exists()
+
+
+@needs_outpost
+def test_outpost_random_baseline_reports_progress(tmp_path):
+    """On the NES cartridge the progress number reads level/screen/scroll from RAM."""
+    code, report = run_json("play", "bot:random", "--game", "Outpost-Nes", "--episodes", 2, "--workers", 2,
+                            "--max-steps", 300, "--episode-until", "game-over", "--out", tmp_path / "o")
+    assert code == 0, report
+    summary = report["policies"]["random"]
+    assert summary["episodes"] == 2 and summary["progress_max"] > 0 and summary["score_mean"] is not None
+    verify = run_cli("replay-verify", tmp_path / "o", "--workers", 2)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
