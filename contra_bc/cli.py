@@ -738,7 +738,8 @@ def causality_score(
 ):
     """How much the policy relies on what it sees versus copying its past actions (P2P §5.2).
 
-    Each validation window is cut into C equal chunks, each fed as its own sequence; every
+    Each validation window (C x the trained history steps) is cut into C equal chunks, each fed
+    as its own sequence; every
     frame is swapped with probability p for a frame of another scene of the same batch (another
     episode, or the same episode >= --min-distance steps away); actions stay. At the **last valid
     step of each chunk** the KL between the teacher-forced action distributions on the original
