@@ -174,7 +174,7 @@ def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
                 break
             batch = _to(batch, device)
             _, stats = model.loss(batch, z_loss=0.0)
-            k = stats["count"]
+            k = int(stats["count"])
             if not k:
                 continue
             nll += torch.tensor([float(v) * k for v in stats["nll"]], dtype=torch.float64)

@@ -54,8 +54,8 @@ PRESETS = {
     # tests: trains in about a minute on one CPU core
     "tiny": ModelConfig(lr=1e-3),
     # the demo: one decision < 50 ms on a CPU core with the KV cache
-    "small": ModelConfig(preset="small", d_model=192, n_layers=4, n_heads=4, history=32, cnn_width=0.5,
-                         cnn_depth=0.5, cnn_token_channels=16, cnn_input_pool=2, dec_d_model=128, dec_layers=1, dec_heads=4, lr=3e-4),
+    "small": ModelConfig(preset="small", d_model=192, n_layers=4, n_heads=4, history=32, cnn_width=0.25,
+                         cnn_depth=0.34, cnn_token_channels=16, cnn_input_pool=2, dec_d_model=128, dec_layers=1, dec_heads=4, lr=3e-4),
     # paper table D.2: layers / width / 16 heads, history 200, 1 image token, full EfficientNet-B0 stages
     "150M": ModelConfig(preset="150M", d_model=1024, n_layers=10, n_heads=16, history=200, cnn_width=1.0,
                         cnn_depth=1.0, cnn_token_channels=32, cnn_input_pool=1, dec_d_model=512, dec_layers=2, dec_heads=8, lr=1e-4),
@@ -329,7 +329,7 @@ class PolicyModel(nn.Module):
             nll = (ce * keep).sum() / n
             total = total + nll + z_loss * (z * keep).sum() / n
             per_group.append(nll.detach())
-        return total, {"nll": per_group, "count": int(keep.sum()), "logits": [lg.detach() for lg in logits],
+        return total, {"nll": per_group, "count": keep.sum(), "logits": [lg.detach() for lg in logits],
                        "targets": targets, "keep": keep}
 
     # -- inference: cached forward over new tokens ----------------------------
