@@ -174,7 +174,7 @@ def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
                 break
             batch = _to(batch, device)
             _, stats = model.loss(batch, z_loss=0.0)
-            k = stats["count"]
+            k = int(stats["count"])
             if not k:
                 continue
             nll += torch.tensor([float(v) * k for v in stats["nll"]], dtype=torch.float64)
@@ -407,7 +407,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
     def save(at_step):
         if not dist.main:
             return None
-        tensors, scalars = training_state(opt, at_step, batches.epoch, batches.position)
+        tensors, scalars = training_state(opt, at_step, *data_at_step)
         config = {"preset": tc.preset, "step": at_step, "model": asdict(model_cfg),
                   "action_schema": schema.to_json(),
                   "text_encoder": {"id": encoder.id, "dim": encoder.dim},
@@ -420,55 +420,61 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                                      {"training_state": scalars})
 
     batches = Batches(tc, window, dist, epoch, position)
+    data_at_step = (batches.epoch, batches.position)  # the data position after the last finished step
     stop = min(tc.max_steps, tc.stop_at or tc.max_steps)
     model.train()
     last_val, t_last, s_last = {}, time.perf_counter(), step
-    samples = 0
-    record = {}
-    while step < stop:
-        lr = lr_at(step, base_lr, tc)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        loss_sum, nll_sum = 0.0, None
-        for micro in range(tc.grad_accum):
-            batch = _to(batches.next(), device)
-            frames = batch["frames"]
-            if tc.augment:
-                gen = torch.Generator(device="cpu").manual_seed(
-                    ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
-                frames = augment_frames(frames, gen)
-            sync_ok = micro == tc.grad_accum - 1 or dist.world == 1
-            ctx = net.no_sync() if (not sync_ok and hasattr(net, "no_sync")) else _null()
-            with ctx, autocast:
-                loss, stats = fwd(batch, frames, tc.z_loss)
-                (loss / tc.grad_accum).backward()
-            loss_sum += float(loss.detach()) / tc.grad_accum
-            nll = [float(v) / tc.grad_accum for v in stats["nll"]]
-            nll_sum = nll if nll_sum is None else [a + b for a, b in zip(nll_sum, nll)]
-            samples += frames.shape[0] * dist.world
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        if not dist.main:
-            continue
-        now = time.perf_counter()
-        record = {"kind": "train", "step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
-                  **{f"nll/{g.name}": v for g, v in zip(schema.groups, nll_sum)}}
-        if step % tc.log_every == 0 or step == stop:
-            record["steps_per_s"] = (step - s_last) / max(1e-9, now - t_last)
-            record["samples_per_s"] = record["steps_per_s"] * tc.batch_size * tc.grad_accum * dist.world
-            t_last, s_last = now, step
-            append_metrics(run, record)
-        if step % tc.eval_every == 0 or step == stop:
-            last_val = evaluate(model, tc, window, device)
-            if last_val:
-                append_metrics(run, {"kind": "val", "step": step, **last_val})
-            draw_loss_png(run)
-        if step % tc.save_every == 0 or step == stop:
+    record, saved_step = {}, step
+    try:
+        while step < stop:
+            lr = lr_at(step, base_lr, tc)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss_sum, nll_sum = 0.0, [0.0] * len(schema.groups)
+            for micro in range(tc.grad_accum):
+                batch = _to(batches.next(), device)
+                frames = batch["frames"]
+                if tc.augment:
+                    gen = torch.Generator(device="cpu").manual_seed(
+                        ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
+                    frames = augment_frames(frames, gen)
+                last_micro = micro == tc.grad_accum - 1
+                ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
+                with ctx, autocast:
+                    loss, stats = fwd(batch, frames, tc.z_loss)
+                    (loss / tc.grad_accum).backward()
+                loss_sum += float(loss.detach()) / tc.grad_accum
+                nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            data_at_step = (batches.epoch, batches.position)
+            if not dist.main:
+                continue
+            now = time.perf_counter()
+            record = {"kind": "train", "step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
+                      **{f"nll/{g.name}": v for g, v in zip(schema.groups, nll_sum)}}
+            if step % tc.log_every == 0 or step == stop:
+                record["steps_per_s"] = (step - s_last) / max(1e-9, now - t_last)
+                record["samples_per_s"] = record["steps_per_s"] * tc.batch_size * tc.grad_accum * dist.world
+                t_last, s_last = now, step
+                append_metrics(run, record)
+            if step % tc.eval_every == 0 or step == stop:
+                last_val = evaluate(model, tc, window, device)
+                if last_val:
+                    append_metrics(run, {"kind": "val", "step": step, **last_val})
+                draw_loss_png(run)
+            if step % tc.save_every == 0 or step == stop:
+                save(step)
+                saved_step = step
+            if on_step:
+                on_step(step, stop, record)
+    except KeyboardInterrupt:
+        # the step in flight is dropped; the state after the last finished step is saved for --resume
+        if dist.main and step > saved_step:
             save(step)
-        if on_step:
-            on_step(step, stop, record)
+        raise
     if dist.world > 1:
         import torch.distributed as tdist
 

@@ -183,6 +183,10 @@ def test_minilm_text_encoder_is_semantic():
                                 "A man is eating food."])
     sim = e @ e.T
     assert sim[0, 1] > 0.5 and sim[0, 2] < 0.2
+    # a Policy whose checkpoint names MiniLM embeds an instruction it never saw in training with it
+    policy = Policy(make_model(), {"dataset": {}, "texts": [], "text_encoder": {"id": "all-MiniLM-L6-v2", "dim": 384}})
+    policy.set_instruction("Shoot the turret on the wall")
+    assert torch.allclose(policy._text, e[1], atol=1e-5)
 
 
 def test_presets_follow_paper_table_d2():

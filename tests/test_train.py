@@ -11,9 +11,9 @@ import pytest
 
 from conftest import ROOT, cli_env, run_cli
 
-STEPS = 40
+STEPS = 30
 TRAIN = ["--preset", "tiny", "--batch-size", "4", "--window", "8", "--workers", "0", "--no-augment",
-         "--lr", "3e-3", "--log-every", "1", "--eval-every", "20", "--save-every", "10", "--seed", "3",
+         "--lr", "3e-3", "--log-every", "1", "--eval-every", "15", "--save-every", "10", "--seed", "3",
          "--text-encoder", "hashed"]
 
 
@@ -44,11 +44,11 @@ def test_tiny_overfits_and_writes_a_complete_run(run):
     last = sum(r["loss"] for r in train[-3:]) / 3
     assert last < 0.5 * first, (first, last)
     val = metrics(run, "val")
-    assert [r["step"] for r in val] == [20, 40]
+    assert [r["step"] for r in val] == [15, 30]
     assert {"loss", "ppl/dpad", "acc/B", "precision/B", "recall/B"} <= set(val[-1])
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (run / "last").read_text().strip() == "checkpoints/step-000040"
-    ckpt = run / "checkpoints" / "step-000040"
+    assert (run / "last").read_text().strip() == "checkpoints/step-000030"
+    ckpt = run / "checkpoints" / "step-000030"
     cfg = json.loads((ckpt / "config.json").read_text())
     assert cfg["format"] == "contra-bc-checkpoint" and cfg["format_version"] == 1
     assert cfg["preset"] == "tiny" and cfg["model"]["history"] == 8
@@ -63,18 +63,18 @@ def test_tiny_overfits_and_writes_a_complete_run(run):
 
 
 def test_resume_reproduces_the_uninterrupted_run(run, tmp_path):
-    """Resume from the step-30 checkpoint the uninterrupted run wrote; steps 31..40 must match exactly."""
+    """Resume from the step-20 checkpoint the uninterrupted run wrote; steps 21..30 must match exactly."""
     resumed = tmp_path / "resumed"
     shutil.copytree(run, resumed)
     for d in (resumed / "checkpoints").iterdir():
-        if d.name > "step-000030":
+        if d.name > "step-000020":
             shutil.rmtree(d)
-    (resumed / "last").write_text("checkpoints/step-000030\n")
+    (resumed / "last").write_text("checkpoints/step-000020\n")
     (resumed / "metrics.jsonl").write_text("")
     run_cli("train", run.parent / "ds", "--out", resumed, "--resume", check=True, timeout=600)
-    a = {r["step"]: r["loss"] for r in metrics(run) if r["step"] > 30}
+    a = {r["step"]: r["loss"] for r in metrics(run) if r["step"] > 20}
     b = {r["step"]: r["loss"] for r in metrics(resumed)}
-    assert sorted(b) == list(range(31, STEPS + 1))
+    assert sorted(b) == list(range(21, STEPS + 1))
     assert max(abs(a[s] - b[s]) for s in b) <= 1e-6, [(s, a[s], b[s]) for s in b]
 
 
@@ -135,13 +135,13 @@ def test_bad_checkpoints_are_user_errors(run, tmp_path):
     with pytest.raises(UserError, match="neither a checkpoint"):
         load_policy(tmp_path / "empty")
     newer = tmp_path / "newer"
-    shutil.copytree(run / "checkpoints" / "step-000040", newer)
+    shutil.copytree(run / "checkpoints" / "step-000030", newer)
     cfg = json.loads((newer / "config.json").read_text())
     (newer / "config.json").write_text(json.dumps({**cfg, "format_version": 99}))
     with pytest.raises(UserError, match="format version 99"):
         load_policy(newer)
     broken = tmp_path / "broken"
-    shutil.copytree(run / "checkpoints" / "step-000040", broken)
+    shutil.copytree(run / "checkpoints" / "step-000030", broken)
     data = (broken / "model.safetensors").read_bytes()
     (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="damaged"):

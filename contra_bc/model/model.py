@@ -54,8 +54,8 @@ PRESETS = {
     # tests: trains in about a minute on one CPU core
     "tiny": ModelConfig(lr=1e-3),
     # the demo: one decision < 50 ms on a CPU core with the KV cache
-    "small": ModelConfig(preset="small", d_model=192, n_layers=4, n_heads=4, history=32, cnn_width=0.5,
-                         cnn_depth=0.5, cnn_token_channels=16, cnn_input_pool=2, dec_d_model=128, dec_layers=1, dec_heads=4, lr=3e-4),
+    "small": ModelConfig(preset="small", d_model=192, n_layers=4, n_heads=4, history=32, cnn_width=0.25,
+                         cnn_depth=0.34, cnn_token_channels=16, cnn_input_pool=2, dec_d_model=128, dec_layers=1, dec_heads=4, lr=3e-4),
     # paper table D.2: layers / width / 16 heads, history 200, 1 image token, full EfficientNet-B0 stages
     "150M": ModelConfig(preset="150M", d_model=1024, n_layers=10, n_heads=16, history=200, cnn_width=1.0,
                         cnn_depth=1.0, cnn_token_channels=32, cnn_input_pool=1, dec_d_model=512, dec_layers=2, dec_heads=8, lr=1e-4),
@@ -205,12 +205,59 @@ class ActionDecoder(nn.Module):
 
 # ----------------------------------------------------------------------------- the policy model
 class KVCache:
-    """Keys/values of the non-a_in tokens of the last `history` steps, per layer."""
+    """Keys/values of the non-a_in tokens of the last `history` steps, per layer.
+
+    Entries live in preallocated buffers between `start` and `end`; old steps are dropped by
+    moving `start`, new ones written at `end`, and the live part is moved to the front only
+    when the buffer is full, so a decision copies O(new tokens), not the whole cache.
+    """
 
     def __init__(self, n_layers, device="cpu"):
-        self.kv = [None] * n_layers
-        self.step = torch.zeros(0, dtype=torch.long, device=device)
-        self.role = torch.zeros(0, dtype=torch.long, device=device)
+        self.k, self.v = [None] * n_layers, [None] * n_layers
+        self.steps = torch.zeros(0, dtype=torch.long, device=device)
+        self.roles = torch.zeros(0, dtype=torch.long, device=device)
+        self.start = self.end = 0
+
+    @property
+    def step(self):
+        return self.steps[self.start:self.end]
+
+    @property
+    def role(self):
+        return self.roles[self.start:self.end]
+
+    def past(self, layer):
+        if self.k[layer] is None:
+            return None
+        return self.k[layer][:, :, self.start:self.end], self.v[layer][:, :, self.start:self.end]
+
+    def drop_before(self, oldest_step):
+        self.start += int((self.step < oldest_step).sum())  # entries are in step order
+
+    def reserve(self, n):
+        if self.end + n <= self.steps.shape[0]:
+            return
+        live = self.end - self.start
+        cap = 2 * (live + n) + 16
+        move = lambda buf, dim: torch.cat([buf.narrow(dim, self.start, live),
+                                           buf.new_zeros(*buf.shape[:dim], cap - live, *buf.shape[dim + 1:])], dim)
+        self.steps, self.roles = move(self.steps, 0), move(self.roles, 0)
+        self.k = [None if b is None else move(b, 2) for b in self.k]
+        self.v = [None if b is None else move(b, 2) for b in self.v]
+        self.start, self.end = 0, live
+
+    def write(self, layer, k, v):
+        if self.k[layer] is None:
+            shape = (*k.shape[:2], self.steps.shape[0], k.shape[3])
+            self.k[layer], self.v[layer] = k.new_zeros(shape), v.new_zeros(shape)
+        n = k.shape[2]
+        self.k[layer][:, :, self.end:self.end + n] = k
+        self.v[layer][:, :, self.end:self.end + n] = v
+
+    def commit(self, steps, roles):
+        n = steps.shape[0]
+        self.steps[self.end:self.end + n], self.roles[self.end:self.end + n] = steps, roles
+        self.end += n
 
 
 class PolicyModel(nn.Module):
@@ -329,7 +376,7 @@ class PolicyModel(nn.Module):
             nll = (ce * keep).sum() / n
             total = total + nll + z_loss * (z * keep).sum() / n
             per_group.append(nll.detach())
-        return total, {"nll": per_group, "count": int(keep.sum()), "logits": [lg.detach() for lg in logits],
+        return total, {"nll": per_group, "count": keep.sum(), "logits": [lg.detach() for lg in logits],
                        "targets": targets, "keep": keep}
 
     # -- inference: cached forward over new tokens ----------------------------
@@ -340,21 +387,16 @@ class PolicyModel(nn.Module):
         Appends the new non-a_in keys/values and drops steps that fell out of every window.
         Returns the final hidden states [1, Q, d].
         """
-        dev = x.device
-        oldest = int(steps.min()) - max(self.cfg.windows()) + 1
-        keep = cache.step >= oldest
-        cache.kv = [None if kv is None else (kv[0][:, :, keep], kv[1][:, :, keep]) for kv in cache.kv]
-        k_step, k_role = torch.cat([cache.step[keep], steps]), torch.cat([cache.role[keep], roles])
+        cache.drop_before(int(steps.min()) - max(self.cfg.windows()) + 1)
+        k_step, k_role = torch.cat([cache.step, steps]), torch.cat([cache.role, roles])
         cos, sin = self._rope(steps, slots)
         masks = {w: attention_allowed(steps, roles, k_step, k_role, w) for w in set(self.cfg.windows())}
-        store = roles != A_IN
+        store = roles != A_IN  # nobody ever reads an a_in key: do not keep it
+        cache.reserve(int(store.sum()))
         for i, (blk, w) in enumerate(zip(self.blocks, self.cfg.windows())):
-            x, (k, v) = blk(x, cos, sin, masks[w], cache.kv[i])
-            k, v = k[:, :, store], v[:, :, store]
-            cache.kv[i] = (k, v) if cache.kv[i] is None else (torch.cat([cache.kv[i][0], k], 2),
-                                                              torch.cat([cache.kv[i][1], v], 2))
-        kept = torch.cat([torch.ones(int(keep.sum()), dtype=torch.bool, device=dev), store])
-        cache.step, cache.role = k_step[kept], k_role[kept]
+            x, (k, v) = blk(x, cos, sin, masks[w], cache.past(i))
+            cache.write(i, k[:, :, store], v[:, :, store])
+        cache.commit(steps[store], roles[store])
         return self.norm(x)
 
 
