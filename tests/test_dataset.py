@@ -354,3 +354,22 @@ def test_outpost_nes_frames_bitwise(tmp_path):
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         expected = pool.apply(replay_screens, (str(rec),))
     assert np.array_equal(ds.read(0, 0, ds.episodes[0]["length"])["frame"], expected)
+
+
+def test_annotations_from_the_annotate_cli(recs, tmp_path):
+    """`annotate --from-table --out-dir DIR` output is read by `build-dataset --annotations DIR`."""
+    from contra_bc.dataset.loader import DatasetReader
+
+    table = tmp_path / "table.md"
+    table.write_text("| Start | End | Text |\n|---|---|---|\n| 00:01 | 00:02 | Fly up to the top lane. |\n"
+                     "| 00:03 |  | Keep firing at the incoming wave. |\n")
+    adir = tmp_path / "ann"
+    cli("annotate", recs["air"][2], "--from-table", table, "--out-dir", adir)
+    assert (adir / f"{recs['air'][2].name}.annotations.json").is_file()
+    _, report = build(recs["air"][2], "--out", tmp_path / "d", "--annotations", adir, "--require-annotations")
+    assert report["recordings"][0]["annotated"] is True
+    ds = DatasetReader(tmp_path / "d")
+    text = ds.read(0, 0, STEPS)["text"].tolist()
+    fly, fire = ds.texts.index("Fly up to the top lane."), ds.texts.index("Keep firing at the incoming wave.")
+    # 20 Hz: 00:01 is step 20, 00:02 ends at step 40 (inclusive), 00:03 starts at step 60, open end
+    assert text == [-1] * 20 + [fly] * 21 + [-1] * 19 + [fire] * 60
