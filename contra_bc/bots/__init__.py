@@ -1,0 +1,43 @@
+"""Scripted players for `record --input bot:NAME`.
+
+A bot is created with a seed and asked for one action per step:
+
+    bot = make_bot("random", game, seed=0)
+    bot.reset(emu)
+    action = bot.act(emu)       # int bitmask over game.buttons
+
+Bots may read the emulator (RAM, screen) and may search ahead with
+``emu.get_state()`` / ``emu.set_state()`` as long as they restore the state.
+"""
+
+from __future__ import annotations
+
+from contra_bc.errors import UserError
+
+
+def _registry():
+    from contra_bc.bots import basic
+
+    bots = {
+        "random": (basic.RandomMomentum, "seeded random buttons held for random stretches (any game)"),
+        "airstriker": (basic.AirstrikerHeuristic, "sweeps the ship side to side and taps fire (Airstriker)"),
+    }
+    try:
+        from contra_bc.bots import expert_outpost
+
+        bots["expert"] = (expert_outpost.ExpertOutpost, "wins Outpost-Nes levels at per-frame control")
+    except ImportError:
+        pass
+    return bots
+
+
+def list_bots() -> dict[str, str]:
+    return {name: doc for name, (_, doc) in _registry().items()}
+
+
+def make_bot(name: str, game, seed: int):
+    bots = _registry()
+    if name not in bots:
+        raise UserError(f"Unknown bot {name!r}. Bots: {', '.join(sorted(bots))} (use --input bot:NAME).")
+    cls = bots[name][0]
+    return cls(seed=seed, game=game)

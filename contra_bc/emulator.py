@@ -1,0 +1,318 @@
+"""The emulator layer: the only module that imports stable-retro.
+
+Each game is data: a JSON file in ``contra_bc/games/`` naming its stable-retro
+integration, the RAM variables we read and the rules that turn them into an
+outcome. Our own cartridge ships as a custom integration in
+``contra_bc/games/integrations/``.
+
+Reset rule (the same as stable-retro's own ``reset``): load the start state,
+then run ``RESET_FRAMES`` frame with no button pressed. The screen after that
+frame is the first observation; ``set_state`` alone leaves a stale screen.
+
+stable-retro allows one emulator per process; use ``spawn`` workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from contra_bc.errors import UserError
+
+GAMES_DIR = Path(__file__).parent / "games"
+INTEGRATIONS_DIR = GAMES_DIR / "integrations"
+RESET_FRAMES = 1
+OUTCOMES = ("win", "death", "game_over", "none")
+
+
+def digest64(buffer) -> int:
+    """64-bit BLAKE2b of a buffer, as a signed int (fits parquet int64)."""
+    return int.from_bytes(hashlib.blake2b(buffer, digest_size=8).digest(), "little", signed=True)
+
+
+@dataclass(frozen=True)
+class Game:
+    """One game as data: integration, buttons, variables, outcome rules."""
+
+    name: str
+    title: str
+    platform: str
+    integration: str  # stable | experimental | custom
+    default_state: str
+    variables: dict
+    outcome_rules: dict
+    progress: dict
+    rom_sha1: str | None = None
+    import_hint: str = ""
+    notes: str = ""
+    buttons: tuple = field(default=())
+
+    @property
+    def button_names(self) -> list[str]:
+        """Names of the buttons that exist (the None slots dropped)."""
+        return [b for b in self.buttons if b]
+
+
+def _retro():
+    import stable_retro
+
+    stable_retro.data.Integrations.add_custom_path(str(INTEGRATIONS_DIR))
+    return stable_retro
+
+
+def _inttype(retro):
+    return retro.data.Integrations.ALL
+
+
+@functools.lru_cache(maxsize=None)
+def _buttons_for(platform: str) -> tuple:
+    retro = _retro()
+    info = retro.data.EMU_INFO if hasattr(retro.data, "EMU_INFO") else {}
+    if platform in info:
+        return tuple(info[platform]["buttons"])
+    raise UserError(f"stable-retro knows no platform {platform!r}.")
+
+
+def list_games() -> list[Game]:
+    """All games in the registry, sorted by name."""
+    return [get_game(p.stem) for p in sorted(GAMES_DIR.glob("*.json"))]
+
+
+def get_game(name: str) -> Game:
+    """The registry entry for ``name``; a UserError naming the choices if unknown."""
+    path = GAMES_DIR / f"{name}.json"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(GAMES_DIR.glob("*.json")))
+        raise UserError(f"Unknown game {name!r}. Known games: {known}. See `contra-bc games`.")
+    spec = json.loads(path.read_text())
+    return Game(
+        name=spec["name"],
+        title=spec.get("title", spec["name"]),
+        platform=spec["platform"],
+        integration=spec["integration"],
+        default_state=spec["default_state"],
+        variables=spec.get("variables", {}),
+        outcome_rules=spec.get("outcome", {}),
+        progress=spec.get("progress", {}),
+        rom_sha1=spec.get("rom_sha1"),
+        import_hint=spec.get("import_hint", ""),
+        notes=spec.get("notes", ""),
+        buttons=_buttons_for(spec["platform"]),
+    )
+
+
+def rom_path(game: Game) -> Path | None:
+    """Where stable-retro finds this game's ROM, or None if it is not imported."""
+    retro = _retro()
+    try:
+        return Path(retro.data.get_romfile_path(game.name, _inttype(retro)))
+    except FileNotFoundError:
+        return None
+
+
+def expected_rom_sha1(game: Game) -> str:
+    """The ROM SHA-1 the integration expects (NES: without the 16-byte header)."""
+    retro = _retro()
+    try:
+        sha_file = retro.data.get_file_path(game.name, "rom.sha", _inttype(retro))
+    except FileNotFoundError:
+        sha_file = None
+    if sha_file and os.path.exists(sha_file):
+        return Path(sha_file).read_text().split()[0].strip()
+    return game.rom_sha1 or "unknown"
+
+
+def list_states(game: Game) -> list[str]:
+    retro = _retro()
+    return list(retro.data.list_states(game.name, _inttype(retro)))
+
+
+def missing_rom_error(game: Game) -> UserError:
+    hint = game.import_hint or "python -m stable_retro.import DIR_WITH_THE_ROM"
+    return UserError(
+        f"The ROM for {game.name} ({game.title}) is not imported into stable-retro. "
+        f"It must have SHA-1 {expected_rom_sha1(game)} (for NES files: the SHA-1 of the file "
+        f"without its 16-byte header). Import the ROM you own with `{hint}`, then check with "
+        f"`contra-bc games`. To try the toolkit without it, use --game Outpost-Nes."
+    )
+
+
+def load_state_file(game: Game, state: str) -> bytes:
+    """The raw emulator state bytes of a named start state of ``game``."""
+    retro = _retro()
+    name = state if state.endswith(".state") else state + ".state"
+    try:
+        path = retro.data.get_file_path(game.name, name, _inttype(retro))
+    except FileNotFoundError:
+        path = None
+    if not path or not os.path.exists(path):
+        states = ", ".join(list_states(game)) or "none"
+        raise UserError(f"Game {game.name} has no start state {state!r}. Its states: {states}.")
+    with gzip.open(path, "rb") as fh:
+        return fh.read()
+
+
+def _check(value: int, op: str, ref) -> bool:
+    if op == "==":
+        return value == ref
+    if op == "!=":
+        return value != ref
+    if op == ">=":
+        return value >= ref
+    if op == "<=":
+        return value <= ref
+    if op == ">":
+        return value > ref
+    if op == "<":
+        return value < ref
+    if op == "&":
+        return bool(value & ref)
+    if op == "in":
+        return value in ref
+    raise ValueError(f"unknown operator {op!r} in game rules")
+
+
+def rule_fires(rule: dict, now: dict, before: dict | None) -> bool:
+    """Evaluate one outcome rule (``any``/``all`` of conditions, or ``decrease``)."""
+    if "decrease" in rule:
+        name = rule["decrease"]
+        return before is not None and now[name] < before[name]
+    if "any" in rule:
+        return any(_check(now[v], op, ref) for v, op, ref in rule["any"])
+    if "all" in rule:
+        return all(_check(now[v], op, ref) for v, op, ref in rule["all"])
+    raise ValueError(f"bad outcome rule {rule!r}")
+
+
+def classify(game: Game, now: dict, before: dict | None) -> str:
+    """The outcome that holds at this step: game_over beats win beats death."""
+    for outcome in ("game_over", "win", "death"):
+        rule = game.outcome_rules.get(outcome)
+        if rule and rule_fires(rule, now, before):
+            return outcome
+    return "none"
+
+
+def progress_of(game: Game, variables: dict) -> int:
+    """One number that grows as the player gets further: level, screen, offset."""
+    spec = game.progress
+    level = variables.get(spec.get("level", ""), 0)
+    screen = variables.get(spec.get("screen", ""), 0)
+    offset = variables.get(spec.get("offset", ""), 0)
+    return (level * 256 + screen) * 256 + offset
+
+
+class Emulator:
+    """One stable-retro emulator for one game. One per process."""
+
+    def __init__(self, game: Game | str):
+        self.game = get_game(game) if isinstance(game, str) else game
+        if rom_path(self.game) is None:
+            raise missing_rom_error(self.game)
+        retro = _retro()
+        try:
+            self._env = retro.make(
+                self.game.name,
+                state=retro.State.NONE,
+                inttype=_inttype(retro),
+                use_restricted_actions=retro.Actions.ALL,
+                render_mode=None,
+            )
+        except RuntimeError as exc:
+            if "one" in str(exc).lower() and "emulator" in str(exc).lower():
+                raise RuntimeError(
+                    "stable-retro allows one emulator per process; use spawn workers"
+                ) from exc
+            raise
+        self._em = self._env.unwrapped.em
+        self._data = self._env.unwrapped.data
+        for name, spec in self.game.variables.items():
+            self._data.set_variable(name, dict(spec))
+        self.buttons = list(self.game.buttons)
+        self._mask = np.zeros(len(self.buttons), np.uint8)
+        self.frames = 0
+
+    # -- state -------------------------------------------------------------
+    def reset(self, state: str | bytes | None = None) -> bytes:
+        """Load a named start state or raw state bytes; returns the bytes loaded."""
+        if state is None:
+            state = self.game.default_state
+        raw = load_state_file(self.game, state) if isinstance(state, str) else bytes(state)
+        try:
+            self._em.set_state(raw)
+        except Exception as exc:  # the core rejects bytes it cannot parse
+            raise UserError(f"The start state could not be loaded into {self.game.name}: {exc}") from exc
+        self._data.reset()
+        for _ in range(RESET_FRAMES):
+            self.step(0)
+        self.frames = 0
+        return raw
+
+    def get_state(self) -> bytes:
+        return self._em.get_state()
+
+    def set_state(self, raw: bytes) -> None:
+        """Restore exact emulator state (the screen stays stale until the next step)."""
+        self._em.set_state(raw)
+        self._data.update_ram()
+
+    # -- stepping ----------------------------------------------------------
+    def mask_array(self, action: int) -> np.ndarray:
+        mask = self._mask
+        for i in range(len(mask)):
+            mask[i] = (action >> i) & 1
+        return mask
+
+    def step(self, action: int, frames: int = 1) -> None:
+        """Hold the buttons of ``action`` (bit i = button i) for ``frames`` frames."""
+        self._em.set_button_mask(self.mask_array(action), 0)
+        for _ in range(frames):
+            self._em.step()
+        self._data.update_ram()
+        self.frames += frames
+
+    # -- observation -------------------------------------------------------
+    def screen(self) -> np.ndarray:
+        """The current screen, H×W×3 uint8."""
+        return self._em.get_screen()
+
+    def ram(self) -> np.ndarray:
+        blocks = self._data.memory.blocks
+        return np.concatenate([np.frombuffer(blocks[k], dtype=np.uint8) for k in sorted(blocks)])
+
+    def variables(self) -> dict[str, int]:
+        return {name: int(self._data.lookup_value(name)) for name in self.game.variables}
+
+    def frame_hash(self) -> int:
+        return digest64(self._em.get_screen())
+
+    def ram_hash(self) -> int:
+        return digest64(self.ram())
+
+    def close(self) -> None:
+        self._env.close()
+
+
+def action_from_names(buttons: list, names: list[str]) -> int:
+    """Bitmask for the named buttons; UserError naming the valid ones otherwise."""
+    index = {b.upper(): i for i, b in enumerate(buttons) if b}
+    action = 0
+    for name in names:
+        key = name.strip().upper()
+        if not key:
+            continue
+        if key not in index:
+            raise UserError(f"Unknown button {name!r}. Buttons: {', '.join(b for b in buttons if b)}.")
+        action |= 1 << index[key]
+    return action
+
+
+def action_names(buttons: list, action: int) -> list[str]:
+    return [b for i, b in enumerate(buttons) if b and (action >> i) & 1]

@@ -1,0 +1,63 @@
+"""Run one function over many inputs in spawn worker processes (one emulator each).
+
+stable-retro allows one emulator per process and breaks after fork, so workers
+are spawned. A worker keeps its emulator between tasks of the same game.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Callable, Iterable
+
+_EMULATORS: dict = {}
+
+
+def shared_emulator(game):
+    """This process's emulator for ``game`` (created on first use)."""
+    from contra_bc.emulator import Emulator, get_game
+
+    name = game if isinstance(game, str) else game.name
+    if name not in _EMULATORS:
+        if _EMULATORS:
+            raise RuntimeError("this process already holds an emulator for another game")
+        _EMULATORS[name] = Emulator(get_game(name))
+    return _EMULATORS[name]
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def run_many(fn: Callable, items: list, *, workers: int, games: Iterable[str] = (),
+             on_result: Callable | None = None) -> list:
+    """``[fn(item) for item in items]``, in parallel when workers > 1; order kept.
+
+    Runs in this process when ``workers`` is 1 and at most one game is involved.
+    ``on_result(index, result)`` is called as each result arrives (for progress).
+    """
+    games = set(games)
+    results: list = [None] * len(items)
+    if workers <= 1 and len(games) <= 1 and not (_EMULATORS and games - set(_EMULATORS)):
+        for i, item in enumerate(items):
+            results[i] = fn(item)
+            if on_result:
+                on_result(i, results[i])
+        return results
+    ctx = multiprocessing.get_context("spawn")
+    per_child = 1 if len(games) > 1 else None
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(items))), mp_context=ctx,
+                             max_tasks_per_child=per_child) as pool:
+        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        try:
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                if on_result:
+                    on_result(i, results[i])
+        except BaseException:
+            # Ctrl-C reaches the workers too: let running tasks finish their files, start no more
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return results

@@ -1,0 +1,138 @@
+"""Headless recording from an action file or a bot."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from contra_bc.emulator import action_from_names, get_game
+from contra_bc.episode import EpisodeRunner, StopSignals
+from contra_bc.errors import UserError
+
+
+def read_action_file(path: Path, buttons: list) -> np.ndarray:
+    """Actions from CSV or parquet: a column ``action`` (bitmask) or ``buttons`` ("RIGHT+A")."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Action file {path} does not exist.")
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path).to_pydict()
+        elif path.suffix.lower() == ".csv":
+            import csv
+
+            with open(path, newline="") as fh:
+                lines = list(csv.reader(fh))
+            header, body = (lines[0], lines[1:]) if lines else ([], [])
+            # a blank line is a step with no button down (csv.DictReader would skip it)
+            table = {k: [(r[j] if j < len(r) else "") for r in body] for j, k in enumerate(header)}
+        else:
+            raise UserError(f"{path}: action files are .csv or .parquet (or use bot:NAME, .bk2, .fm2).")
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"Action file {path} cannot be read ({exc}).") from None
+    limit = 1 << len(buttons)
+    if "action" in table:
+        try:
+            actions = np.array([int(a) for a in table["action"]], dtype=np.int64)
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: column 'action' must hold integer bitmasks.") from None
+        bad = np.flatnonzero((actions < 0) | (actions >= limit))
+        if len(bad):
+            raise UserError(f"{path}: action {actions[bad[0]]} at row {bad[0]} is outside 0..{limit - 1} "
+                            f"for buttons {buttons}.")
+        return actions
+    if "buttons" in table:
+        return np.array([action_from_names(buttons, (s or "").split("+")) for s in table["buttons"]], dtype=np.int64)
+    raise UserError(f"{path} needs a column 'action' (bitmask, bit i = button i of {buttons}) "
+                    f"or 'buttons' (names joined by '+', e.g. RIGHT+A).")
+
+
+@dataclass
+class RecordJob:
+    """One headless episode to record (picklable for spawn workers)."""
+
+    game: str
+    state: str | None
+    input: str
+    out: str
+    hz: float = 20.0
+    frames_per_step: int = 1
+    max_steps: int = 6000
+    seed: int = 0
+    until: str = "level"
+    realtime: bool = False
+
+
+class _FileSource:
+    def __init__(self, actions):
+        self.actions, self.i = actions, 0
+
+    def reset(self, emu):
+        self.i = 0
+
+    def act(self, emu):
+        if self.i >= len(self.actions):
+            raise StopIteration
+        a = int(self.actions[self.i])
+        self.i += 1
+        return a
+
+
+def make_source(spec: str, game, seed: int):
+    """``bot:NAME`` or an action file; returns (source, description)."""
+    if spec.startswith("bot:"):
+        from contra_bc.bots import make_bot
+
+        return make_bot(spec[4:], game, seed), f"{spec} seed={seed}"
+    return _FileSource(read_action_file(Path(spec), list(game.buttons))), f"file:{Path(spec).name}"
+
+
+def record_job(job: RecordJob, on_step=None) -> dict:
+    """Record one episode; returns its final meta. Ctrl-C/SIGTERM finish it as incomplete."""
+    from contra_bc.parallel import shared_emulator
+
+    game = get_game(job.game)
+    source, detail = make_source(job.input, game, job.seed)
+    emu = shared_emulator(game)
+    runner = EpisodeRunner(emu, frames_per_step=job.frames_per_step, until=job.until)
+    frame = runner.reset(job.state or game.default_state)
+    source.reset(emu)
+    writer = runner.open_writer(Path(job.out), source="script", source_detail=detail, hz=job.hz,
+                                extra={"episode_until": job.until, "seed": job.seed})
+    period = 1.0 / job.hz
+    end_reason = "max_steps"
+    with StopSignals() as stop:
+        next_tick = time.perf_counter()
+        while runner.steps < job.max_steps:
+            if stop.requested:
+                return writer.finish(runner.final_outcome(), complete=False, end_reason="interrupted",
+                                     summary=runner.summary())
+            lateness = None
+            if job.realtime:
+                next_tick += period
+                delay = next_tick - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                lateness = max(0.0, (time.perf_counter() - next_tick) * 1000.0)
+            try:
+                action = source.act(emu)
+            except StopIteration:
+                end_reason = "input_exhausted"
+                break
+            row = runner.step(action, "script", lateness)
+            writer.add(frame, row)
+            frame = emu.screen()
+            if on_step:
+                on_step(runner)
+            if runner.done:
+                end_reason = runner.outcome
+                break
+    return writer.finish(runner.final_outcome(), complete=True, end_reason=end_reason,
+                         summary=runner.summary())
