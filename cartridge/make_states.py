@@ -1,49 +1,60 @@
-"""Write the Outpost-Nes start states Level1.state and Level2.state.
+"""Write the Outpost-Nes start states (Level1.state, Level2.state) and the docs screenshot.
 
-Boots the cartridge from power-on, pokes the level variable ($30) on the title screen
-(Level2 only), presses START and saves the emulator state on the first frame of play
-($2C == 04). Deterministic: rerunning writes the same bytes.
+Boots the cartridge from power-on, presses SELECT on the title screen once per level to
+skip (SELECT picks the starting level), presses START and saves the emulator state on the
+first frame of play ($2C == 04). Then the expert plays Level 1 for a while and the screen
+is saved, scaled 3x, as docs/cartridge-level1.png. Deterministic: reruns write the same bytes.
+
 Usage: PYTHONPATH=. python cartridge/make_states.py
 """
+from __future__ import annotations
+
 import gzip
-import os
+from pathlib import Path
 
-import numpy as np
-import stable_retro as retro
+from PIL import Image
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-INTEGRATIONS = os.path.join(HERE, "..", "contra_bc", "games", "integrations")
-START = 1 << 3
+from contra_bc.emulator import Emulator, INTEGRATIONS_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+SELECT, START = 1 << 2, 1 << 3
+SCREENSHOT_FRAME = 300
 
 
-def main():
-    retro.data.Integrations.add_custom_path(os.path.abspath(INTEGRATIONS))
-    env = retro.make("Outpost-Nes", state=retro.State.NONE, inttype=retro.data.Integrations.ALL,
-                     use_restricted_actions=retro.Actions.ALL, render_mode=None)
-    em = env.unwrapped.em
-    env.reset()
-    boot = em.get_state()
+def start_state(emu: Emulator, boot: bytes, level: int) -> bytes:
+    emu.set_state(boot)
+    emu.step(0, 10)
+    for _ in range(level):
+        emu.step(SELECT)
+        emu.step(0)
+    emu.step(START)
+    for _ in range(600):
+        if emu.ram()[0x2C] == 4:
+            return emu.get_state()
+        emu.step(0)
+    raise RuntimeError("play did not start")
+
+
+def main() -> None:
+    emu = Emulator("Outpost-Nes")
+    boot = emu.get_state()
     for level in (0, 1):
-        em.set_state(boot)
-        for _ in range(10):
-            env.step(_buttons(0))
-        env.unwrapped.set_value("level", level)
-        _, _, _, _, info = env.step(_buttons(START))
-        for _ in range(600):
-            if info["level_routine"] == 4:
-                break
-            _, _, _, _, info = env.step(_buttons(0))
-        else:
-            raise RuntimeError("play did not start")
-        path = os.path.join(INTEGRATIONS, "Outpost-Nes", f"Level{level + 1}.state")
-        with gzip.GzipFile(path, "wb", mtime=0) as f:
-            f.write(em.get_state())
+        path = INTEGRATIONS_DIR / "Outpost-Nes" / f"Level{level + 1}.state"
+        with gzip.GzipFile(path, "wb", mtime=0) as fh:
+            fh.write(start_state(emu, boot, level))
         print("wrote", path)
-    env.close()
 
-
-def _buttons(action):
-    return np.array([(action >> i) & 1 for i in range(9)], dtype=np.int8)
+    from contra_bc.bots.expert_outpost import ExpertOutpost
+    emu.reset("Level1")
+    bot = ExpertOutpost(seed=0)
+    bot.reset(emu)
+    for _ in range(SCREENSHOT_FRAME):
+        emu.step(bot.act(emu))
+    shot = Image.fromarray(emu.screen())
+    out = ROOT / "docs" / "cartridge-level1.png"
+    out.parent.mkdir(exist_ok=True)
+    shot.resize((shot.width * 3, shot.height * 3), Image.NEAREST).save(out, optimize=False)
+    print("wrote", out)
 
 
 if __name__ == "__main__":

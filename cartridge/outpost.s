@@ -16,6 +16,7 @@ JOY1      = $4016
 BTN_A     = $80
 BTN_B     = $40
 BTN_START = $10
+BTN_SELECT = $20
 BTN_LEFT  = $02
 BTN_RIGHT = $01
 
@@ -204,6 +205,13 @@ read_pad:
 game_tick:
     lda LVL_ROUTINE
     bne @not_title
+    lda pad_new
+    and #BTN_SELECT
+    beq @start
+    lda LEVEL                ; SELECT on the title picks the starting level
+    eor #1
+    sta LEVEL
+@start:
     lda pad_new
     and #BTN_START
     beq @r

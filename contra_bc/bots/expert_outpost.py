@@ -7,18 +7,20 @@ pattern of 1-2 frame B taps every 3-4 frames, which the gate's regenerating HP r
 The seed picks fire rhythm, run lengths, jump holds and take-off points: different runs,
 all valid.
 
+    emu = Emulator("Outpost-Nes"); emu.reset("Level1")
     bot = ExpertOutpost(seed=3)
     bot.reset(emu)
     while not done:
         emu.step(bot.act(emu))
+
+`emu` is a contra_bc.emulator.Emulator (anything with ram(), get_state(), set_state(),
+step(action, frames)); the search always restores the state it started from.
 """
 from __future__ import annotations
 
 import random
 from collections import deque
 from typing import Callable, Optional
-
-from contra_bc.bots._rawenv import as_emulator
 
 B, SELECT, START, UP, DOWN, LEFT, RIGHT, A = 1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8
 
@@ -51,7 +53,7 @@ def _jump(lead: int, hold: int, direction: int = RIGHT) -> Move:
 
 
 class ExpertOutpost:
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, game=None):
         self.seed = seed
         self.rng = random.Random(seed)
         self.fire_period = self.rng.choice([3, 4])
@@ -67,7 +69,6 @@ class ExpertOutpost:
 
     # -- per-frame decision ---------------------------------------------------------------
     def act(self, emu) -> int:
-        emu = as_emulator(emu)
         ram = emu.ram()
         frame = self.frame
         self.frame += 1
