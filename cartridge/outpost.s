@@ -68,13 +68,13 @@ EY         = $48
 EHP        = $4C
 ETMR       = $50      ; turret fire timer
 EHIT       = $54      ; frames since last hit (HP refills at REGEN)
-BX         = $70      ; 3 player bullets
-BY         = $73
-BACT       = $76
-EBX        = $79      ; 2 enemy bullets
-EBY        = $7B
-EBACT      = $7D
-DIGITS     = $80      ; 5 decimal score digits, most significant first
+BX         = $70      ; 4 player bullets
+BY         = $74
+BACT       = $78
+EBX        = $7C      ; 2 enemy bullets
+EBY        = $7E
+EBACT      = $80
+DIGITS     = $84      ; 5 decimal score digits, most significant first
 TERRAIN    = $0300    ; 32 column codes of the current screen
 
 ; ---- tuning (frames / pixels) ----
@@ -84,6 +84,7 @@ GRAVITY    = $40      ; 0.25 px/frame^2 (8.8 fixed point)
 CEIL_KILL  = 180      ; under a laser ceiling, player top < this dies
 MINE_KILL  = 188      ; over a mine, player top > this dies
 PIT_DEATH  = 232
+BULLET_SPEED = 6
 FIRE_CD    = 3        ; earliest next shot 3 frames after a shot
 REGEN      = 5        ; HP refills when 5 frames pass without a hit
 GATE_HP    = 10
@@ -526,7 +527,7 @@ fire_bullet:
     lda BACT,x
     beq @slot
     inx
-    cpx #3
+    cpx #4
     bne @find
     rts
 @slot:
@@ -753,9 +754,9 @@ enemies_tick:
 @end:
     rts
 
-; player bullets: 4 px/frame to the right, hit the first enemy they touch
+; player bullets: 6 px/frame to the right, hit the first enemy they touch
 bullets_tick:
-    ldx #2
+    ldx #3
 @b:
     lda BACT,x
     beq @next
@@ -767,7 +768,7 @@ bullets_tick:
     beq @next
 @move:
     clc
-    adc #4
+    adc #BULLET_SPEED
     sta BX,x
     ldy #3
 @e:
@@ -941,6 +942,7 @@ load_screen:
     sta BACT
     sta BACT+1
     sta BACT+2
+    sta BACT+3
     sta EBACT
     sta EBACT+1
     lda SCREEN
@@ -1400,7 +1402,7 @@ build_oam:
 @bullets:
     lda #3
     sta tmp2
-    ldx #2
+    ldx #3
 @b:
     lda BACT,x
     beq @bn
