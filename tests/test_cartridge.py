@@ -21,8 +21,8 @@ EXPERT_RUNS = [("Level1", 0), ("Level1", 1), ("Level1", 2), ("Level2", 3)]
 B, RIGHT, A = 1 << 0, 1 << 7, 1 << 8
 LIMIT = 3000
 # RAM (docs/cartridge.md)
-ROUTINE, LEVEL, LIVES, GAME_OVER, BOSS, PSTATE, DEATH, PY, SHOTS = (
-    0x2C, 0x30, 0x32, 0x38, 0x3B, 0x90, 0xB4, 0x16, 0x1F)
+ROUTINE, LEVEL, LIVES, GAME_OVER, BOSS, STOP_SCROLL, PSTATE, DEATH, PY, SHOTS, PLAYER_X = (
+    0x2C, 0x30, 0x32, 0x38, 0x3B, 0x58, 0x90, 0xB4, 0x16, 0x1F, 0x65)
 WATCH = (PSTATE, DEATH, LIVES, GAME_OVER, ROUTINE, LEVEL, BOSS)
 
 
@@ -56,8 +56,10 @@ def expert_job(state: str, seed: int) -> dict:
     start = emu.get_state()
     bot = ExpertOutpost(seed=seed)
     bot.reset(emu)
-    actions, won = [], False
+    actions, won, gate_screen = [], False, None
     for _ in range(LIMIT):
+        if gate_screen is None and emu.ram()[STOP_SCROLL] == 0xFF and emu.ram()[PLAYER_X] >= 140:
+            gate_screen = emu.get_state()
         action = bot.act(emu)
         actions.append(action)
         emu.step(action)
@@ -75,7 +77,18 @@ def expert_job(state: str, seed: int) -> dict:
     for action in max_pool(actions):
         emu.step(action)
         pooled_won = pooled_won or bool(emu.ram()[BOSS])
-    return {"won": won, "actions": actions, "after_win": after, "pooled_won": pooled_won}
+    gate = {}
+    for name, pattern in (("tap3", lambda t: B if t % 3 == 0 else 0), ("tap5", lambda t: B if t % 5 == 0 else 0),
+                          ("hold", lambda t: B)):
+        for pooled in (False, True):
+            emu.set_state(gate_screen)
+            steps = [RIGHT | pattern(t) for t in range(240)]
+            destroyed = False
+            for action in (max_pool(steps) if pooled else steps):
+                emu.step(action)
+                destroyed = destroyed or bool(emu.ram()[BOSS])
+            gate[f"{name}{'-pooled' if pooled else ''}"] = destroyed
+    return {"won": won, "actions": actions, "after_win": after, "pooled_won": pooled_won, "gate": gate}
 
 
 def mechanics_job() -> dict:
@@ -191,6 +204,14 @@ def test_random_player_does_not_win(results):
 def test_max_pooled_expert_runs_do_not_win(results):
     for (state, seed), run in results["experts"].items():
         assert run["won"] and not run["pooled_won"], f"pooled replay of seed {seed} on {state} still wins"
+
+
+def test_gate_needs_rapid_taps(results):
+    """The gate's HP refills after 5 frames without a hit: taps 3 frames apart kill it;
+    taps 5 apart, a held B, and any pooled pattern do not."""
+    for run in results["experts"].values():
+        assert run["gate"] == {"tap3": True, "tap3-pooled": False, "tap5": False, "tap5-pooled": False,
+                               "hold": False, "hold-pooled": False}
 
 
 def test_max_pool_semantics():
