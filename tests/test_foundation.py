@@ -158,8 +158,10 @@ def test_damaged_recordings_give_clear_errors(airstriker_recording, tmp_path, da
         meta["rom_sha1"] = "0" * 40
         (rec / "meta.json").write_text(json.dumps(meta))
     elif damage == "garbage_video":
-        for seg in (rec / "video").glob("*.mkv"):
-            seg.write_bytes(os.urandom(4096))
+        segs = sorted((rec / "video").glob("*.mkv"))
+        segs[0].write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        segs[1].write_bytes(os.urandom(4096))
+        segs[2].write_bytes(segs[2].read_bytes()[:5000])
         args = ["--check-video"]
     elif damage == "not_a_recording":
         shutil.rmtree(rec)
