@@ -419,12 +419,67 @@ def annotate(
 
 @app.command("build-dataset")
 @handle_errors
-def build_dataset():
-    """Recordings + annotations -> training shards (parquet).
+def build_dataset(
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create (or extend with --append)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Folder with NAME.annotations.json "
+                                               "files (default: annotations.json inside each recording)."),
+    require_annotations: bool = typer.Option(False, "--require-annotations", help="A recording without annotations is an error."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of episodes for validation (at least one when there are 2+)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the train/val split."),
+    frame_size: int = typer.Option(192, "--frame-size", min=8, help="Model frame size (square), via preprocess_frame."),
+    verify: bool = typer.Option(False, "--verify", help="Replay-verify each recording first; drop those that diverge."),
+    include_incomplete: bool = typer.Option(False, "--include-incomplete", help="Keep the recorded prefix of interrupted recordings."),
+    append: bool = typer.Option(False, "--append", help="Add the recordings to the existing dataset at --out."),
+    no_filter: bool = typer.Option(False, "--no-filter", help="Keep episodes the quality filter would drop."),
+    max_hold_fraction: float = typer.Option(0.9, "--max-hold-fraction", help="Drop an episode whose non-direction "
+                                            "button is held without release for more than this share of its steps."),
+    min_changes_per_minute: float = typer.Option(20.0, "--min-changes-per-minute", help="Drop an episode whose action "
+                                                 "changes fewer times per minute."),
+    filter_min_steps: int = typer.Option(100, "--filter-min-steps", help="Episodes shorter than this are not filtered."),
+    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+):
+    """Recordings + annotations -> training shards (parquet, LeRobot-v3-like layout).
 
-    Exit codes: 3 not built yet.
+    Every frame is resized by the same `preprocess_frame` that `play` uses and stored
+    losslessly; each step gets its active instruction, a loss mask (false on agent
+    steps) and a train/val split by episode. Incomplete recordings are skipped and
+    stuck-input or idle episodes dropped, with the reason in the table. Same inputs,
+    same bytes; an interrupted build resumes when rerun.
+
+    Example: `contra-bc build-dataset runs/expert --out datasets/expert --verify`
+
+    Exit codes: 0 built, 1 built but --verify dropped diverging recordings,
+    2 bad input (corrupt recording, mismatched annotations, nothing usable), 130 interrupted.
     """
-    not_built("build-dataset", "issue: build-dataset")
+    from contra_bc.dataset.build import BuildOptions, build_dataset as build
+    from contra_bc.dataset.quality import QualityFilter
+    from contra_bc.ui import err, print_json
+
+    opts = BuildOptions(annotations_dir=str(annotations) if annotations else None,
+                        require_annotations=require_annotations, val_fraction=val_fraction, seed=seed,
+                        frame_size=frame_size, workers=workers, verify=verify,
+                        include_incomplete=include_incomplete, append=append,
+                        quality=QualityFilter(max_hold_fraction=max_hold_fraction,
+                                              min_changes_per_minute=min_changes_per_minute,
+                                              min_steps=filter_min_steps, enabled=not no_filter))
+    report = build(paths, out, opts, log=lambda msg: err.print(msg, soft_wrap=True))
+    if json_out:
+        print_json(report)
+    else:
+        _table([{"recording": r["name"], "status": r["status"], "steps": r["steps"],
+                 "episode": "-" if r["episode_index"] is None else r["episode_index"], "split": r["split"] or "-",
+                 "annotated": r["annotated"], "changes/min": r.get("changes_per_minute", "-"),
+                 "why": r["reason"] or ""} for r in report["recordings"]], "build-dataset")
+        not_annotated = [r["name"] for r in report["recordings"] if r["status"] == "added" and not r["annotated"]]
+        if not_annotated:
+            err.print(f"{len(not_annotated)} episode(s) have no annotations (text is null for all their steps): "
+                      f"{', '.join(not_annotated[:10])}{' ...' if len(not_annotated) > 10 else ''}", soft_wrap=True)
+        err.print(f"{out}: {report['episodes_total']} episodes, {report['frames_total']} frames "
+                  f"({report['episodes_added']} episodes / {report['frames_added']} frames added)")
+    if any(r.get("verify") in ("diverged", "error") for r in report["recordings"]):
+        raise typer.Exit(1)
 
 
 @app.command()
