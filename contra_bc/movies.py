@@ -11,7 +11,7 @@ start state is loaded, ``RESET_FRAMES``); movie frames 1.. are the frames of
 step 0, 1, ... (``frames_per_step`` frames each). Input on frame 0 is dropped,
 as stable-retro drops it, and noted in the recording's meta.
 
-See docs/formats-movies.md for the exact fields read and written.
+See docs/formats.md for the exact fields read and written.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def _parse_bk2_log(path: Path, text: str, buttons: list):
 
 def write_bk2(path: Path, *, game_name: str, platform: str, rom_sha1: str, buttons: list,
               frames: np.ndarray, start_state: bytes, power_on: bool, comments: list[str] = ()) -> None:
-    """A .bk2 that stable-retro's ``Movie`` and BizHawk both read (see docs/formats-movies.md).
+    """A .bk2 that stable-retro's ``Movie`` and BizHawk both read (see docs/formats.md).
 
     Core.bin is always written, because stable-retro's player refuses a movie without one;
     a power-on movie gets the power-on state there and no ``StartsFromSavestate``, so
@@ -387,7 +387,7 @@ def read_fm2(path: Path) -> Movie:
 
 def write_fm2(path: Path, *, rom_filename: str, rom_md5: str, buttons: list, frames: np.ndarray,
               comments: list[str] = ()) -> None:
-    """A text .fm2 for FCEUX, starting from power-on (see docs/formats-movies.md)."""
+    """A text .fm2 for FCEUX, starting from power-on (see docs/formats.md)."""
     index = {b: i for i, b in enumerate(buttons) if b}
     pad = [(ch, index[name]) for name, ch in FM2_PAD]
     lines = [

@@ -11,7 +11,7 @@
 Every parquet file is written with fixed settings (zstd, no dictionary, fixed row
 groups) and no timestamps, so the same inputs give the same bytes. Files are
 written under temp names and renamed; info.json is written last, so a directory
-without a valid info.json is not a dataset. See docs/formats-dataset.md.
+without a valid info.json is not a dataset. See docs/formats.md.
 """
 
 from __future__ import annotations
