@@ -688,7 +688,7 @@ def play(
         n = episodes * (2 if ckpt and baseline != "none" else 1)
         task = bar.add_task("play", total=n)
         report = play_mod.evaluate(cfg, on_result=lambda i, r: bar.advance(task))
-    interrupted = any(r.get("end_reason") == "interrupted" for rs in report["episodes_detail"].values() for r in rs)
+    interrupted = report["interrupted"]
     if json_out:
         print_json(report)
     else:

@@ -180,9 +180,17 @@ def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict 
     }
 
 
+_STOPPED = False  # set once Ctrl-C/SIGTERM ended an episode: this process starts no further episodes
+
+
 def play_episode(job: PlayJob) -> dict:
     """Play one headless episode as fast as inference allows; record it if job.out is set."""
+    global _STOPPED
     from contra_bc.parallel import shared_emulator
+
+    if _STOPPED:
+        return {"episode": job.episode, "skipped": True, "end_reason": "interrupted", "steps": 0,
+                "recording": None}
 
     if job.torch_threads:
         import torch
@@ -207,7 +215,7 @@ def play_episode(job: PlayJob) -> dict:
     with StopSignals() as stop:
         while runner.steps < job.max_steps:
             if stop.requested:
-                complete, end_reason = False, "interrupted"
+                complete, end_reason, _STOPPED = False, "interrupted", True
                 break
             action = actor.act(emu, screen)
             row = runner.step(action, actor.name)
@@ -338,9 +346,10 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
               "instruction": cfg.instruction,
               "baseline_policy": "RandomMomentum (bot:random): random buttons without START/SELECT, "
                                  "each combination held 1-12 steps" if any(k == "random" for k, _ in jobs) else None,
+              "interrupted": any(r.get("end_reason") == "interrupted" for r in results),
               "policies": {}, "episodes_detail": {}}
     for kind in dict.fromkeys(k for k, _ in jobs):
-        mine = [r for (k, _), r in zip(jobs, results) if k == kind]
+        mine = [r for (k, _), r in zip(jobs, results) if k == kind and not r.get("skipped")]
         report["policies"][kind] = summarize(mine)
         report["episodes_detail"][kind] = [{k: v for k, v in r.items() if k != "latency_ms"} for r in mine]
     if cfg.out:
