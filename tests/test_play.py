@@ -187,3 +187,30 @@ def test_outpost_random_baseline_reports_progress(tmp_path):
     assert summary["episodes"] == 2 and summary["progress_max"] > 0 and summary["score_mean"] is not None
     verify = run_cli("replay-verify", tmp_path / "o", "--workers", 2)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_ctrl_c_leaves_a_verifiable_incomplete_recording(tiny_run, tmp_path):
+    import signal
+
+    run, _ = tiny_run
+    out = tmp_path / "int"
+    proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "play", str(run), "--game", GAME, "--episodes", "2",
+                             "--workers", "1", "--max-steps", "5000", "--out", str(out)],
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "agent-0000" / "steps").glob("*.parquet")):  # a first chunk is on disk
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    meta = json.loads((out / "agent-0000" / "meta.json").read_text())
+    assert meta["complete"] is False and meta["end_reason"] == "interrupted" and meta["steps"] >= 100
+    assert not (out / "agent-0001").exists()  # no new episode started after Ctrl-C
+    assert json.loads((out / "evaluation.json").read_text())["interrupted"] is True
+    verify = run_cli("replay-verify", out, "--workers", 1)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
