@@ -13,7 +13,7 @@ Measures, in one process on this CPU (torch with 1 thread, as `contra-bc play` r
 
 Weights are random (latency does not depend on them); frames come from the real emulator.
 
-    python bench/play_latency.py [--game Airstriker-Genesis-v0] [--steps 200] [--json]
+    python bench/play_latency.py [--game Outpost-Nes] [--steps 200] [--json]
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def cache_vs_full(checkpoint: Path, game_name: str, repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--game", default="Airstriker-Genesis-v0")
+    ap.add_argument("--game", default=None, help="default: Outpost-Nes if its ROM is built, else Airstriker")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
@@ -139,6 +139,10 @@ def main() -> None:
 
     import torch
 
+    from contra_bc.emulator import get_game, rom_path
+
+    if args.game is None:
+        args.game = "Outpost-Nes" if rom_path(get_game("Outpost-Nes")) else "Airstriker-Genesis-v0"
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         small = make_checkpoint(Path(tmp) / "small", args.game, "small")
@@ -147,6 +151,7 @@ def main() -> None:
         loop200 = play_loop(small200, args.game, args.steps)
         compare = cache_vs_full(small200, args.game, args.repeats)
     result = {
+        "game": args.game,
         "machine_threads": torch.get_num_threads(),
         "small": loop,
         "small_history200": loop200,
