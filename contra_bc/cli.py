@@ -841,5 +841,44 @@ def export(
     err.print(f"wrote {to}")
 
 
+# ---------------------------------------------------------------- report
+@app.command()
+@handle_errors
+def report(
+    run_dir: Path = typer.Argument(..., help="A pipeline run directory (what examples/demo.sh writes)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+):
+    """Sum up a pipeline run: agent vs random vs expert, downsample-check, causality.
+
+    Reads the JSON each stage wrote into RUN_DIR and writes RUN_DIR/report.md with the
+    pictures; prints the comparison table.
+
+    Example: `contra-bc report demo-out`
+
+    Exit codes: 0 written, 2 not a run directory or unreadable stage output.
+    """
+    from contra_bc import report as report_mod
+    from contra_bc.ui import err, out, print_json
+
+    data = report_mod.build_report(run_dir)
+    path = report_mod.write_markdown(data, run_dir)
+    if json_out:
+        print_json(data)
+        return
+    if data["downsample"]:
+        out.print(f"[bold]{data['downsample']['headline']}[/]")
+    rows = []
+    for name, s in data["policies"].items():
+        rows.append({"policy": name, "episodes": s.get("episodes"),
+                     "win rate": report_mod._fmt(s.get("win_rate"), True),
+                     "mean progress": report_mod._fmt(s.get("progress_mean")),
+                     "vs expert": report_mod._fmt(s.get("progress_vs_expert"), True),
+                     "score": report_mod._fmt(s.get("score_mean")),
+                     "latency p50/p99 ms": "-" if s.get("latency_ms_p50") is None
+                     else f"{s['latency_ms_p50']:.1f}/{s['latency_ms_p99']:.1f}"})
+    _table(rows, "agent vs random vs expert")
+    err.print(f"report: {path}")
+
+
 if __name__ == "__main__":
     app()
