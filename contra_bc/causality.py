@@ -354,9 +354,9 @@ def score_policy(policy, dataset: Path, cfg: ScoreConfig) -> dict:
     scores = np.array([r["score"] for r in repeats])
     scored = sum(r["chunks_scored"] for r in repeats)
     return {
-        "score_mean": float(scores.mean()),
-        "score_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
-        "per_chunk_mean": float(sum(r["score"] for r in repeats) / scored) if scored else 0.0,
+        "score": float(scores.mean()),
+        "spread": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
+        "mean_per_chunk": float(sum(r["score"] for r in repeats) / scored) if scored else 0.0,
         "chunks_scored": scored // max(1, len(repeats)),
         "replaced_fraction": (sum(r["frames_replaced"] for r in repeats)
                               / max(1, sum(r["frames_valid"] for r in repeats))),
@@ -374,8 +374,8 @@ def causality_score(checkpoint: Path, dataset: Path, cfg: ScoreConfig) -> dict:
     policy = _load_policy(checkpoint)
     check_game(policy, reader, checkpoint, dataset)
     result = score_policy(policy, dataset, cfg)
-    result.update(checkpoint=str(checkpoint), dataset=str(dataset), game=policy.game,
-                  config={k: v for k, v in cfg.__dict__.items()})
+    result.update(checkpoint=str(checkpoint), dataset=str(dataset), game=policy.game, p=cfg.p, chunks=cfg.chunks,
+                  split=cfg.split, config={k: v for k, v in cfg.__dict__.items()})
     return result
 
 
@@ -427,14 +427,14 @@ def trace_over(run: Path, dataset: Path, cfg: ScoreConfig, png: Path, on_checkpo
         policy = _load_policy(ckpt)
         check_game(policy, reader, ckpt, dataset)
         r = score_policy(policy, dataset, cfg)
-        points.append({"checkpoint": str(ckpt), "step": step, "score_mean": r["score_mean"],
-                       "score_std": r["score_std"], "per_chunk_mean": r["per_chunk_mean"],
+        points.append({"checkpoint": str(ckpt), "step": step, "score": r["score"],
+                       "spread": r["spread"], "mean_per_chunk": r["mean_per_chunk"],
                        "val_loss": losses.get(step)})
         if on_checkpoint:
             on_checkpoint(points[-1])
     loss_curve = sorted(validation_losses(run))
     line_charts([
-        {"series": {"causality score": [(p["step"], p["score_mean"]) for p in points]},
+        {"series": {"causality score": [(p["step"], p["score"]) for p in points]},
          "title": f"causality score (p={cfg.p}, C={cfg.chunks}, {cfg.repeats} repeat(s))",
          "xlabel": "training step", "ylabel": "score"},
         {"series": {"validation loss": loss_curve}, "title": "validation loss (RUN/metrics.jsonl)",

@@ -704,7 +704,7 @@ def _print_evaluation(report: dict, game: str, until: str):
     rows = []
     for name, s in report["policies"].items():
         rows.append({"policy": name, "episodes": s["episodes"], "win rate": s["win_rate"],
-                     "progress (mean/max)": f"{s['progress_mean']}/{s['progress_max']}", "score": s["score_mean"],
+                     "progress (mean/max)": f"{s['progress_mean']}/{s['progress_max']}", "score": s["score"],
                      "deaths": s["deaths_mean"], "steps": s["steps_mean"],
                      "latency p50/p99 ms": f"{s['latency_ms_p50']}/{s['latency_ms_p99']}"})
     _table(rows, f"play {game} ({report['episodes']} episodes, until {until})")
@@ -781,8 +781,8 @@ def causality_score(
         if json_out:
             print_json(result)
             return
-        _table([{"checkpoint": r["checkpoint"], "step": r["step"], "score": f"{r['score_mean']:.6g}",
-                 "spread": f"{r['score_std']:.2g}",
+        _table([{"checkpoint": r["checkpoint"], "step": r["step"], "score": f"{r['score']:.6g}",
+                 "spread": f"{r['spread']:.2g}",
                  "val loss": "-" if r.get("val_loss") is None else f"{r['val_loss']:.4f}"} for r in result["points"]],
                "causality over training")
         err.print(f"chart: {result['png']}")
@@ -794,8 +794,8 @@ def causality_score(
     if json_out:
         print_json(result)
         return
-    _table([{"score": f"{result['score_mean']:.6g}", "spread (std over repeats)": f"{result['score_std']:.3g}",
-             "mean per chunk": f"{result['per_chunk_mean']:.6g}", "chunks scored": result["chunks_scored"],
+    _table([{"score": f"{result['score']:.6g}", "spread (std over repeats)": f"{result['spread']:.3g}",
+             "mean per chunk": f"{result['mean_per_chunk']:.6g}", "chunks scored": result["chunks_scored"],
              "frames replaced": f"{result['replaced_fraction']:.3f}", "repeats": len(result["repeats"])}],
            f"causality score (p={p}, C={chunks}, split {split})")
     if p > 0 and result["replaced_fraction"] < 0.5 * p:
@@ -873,7 +873,7 @@ def report(
                      "win rate": report_mod._fmt(s.get("win_rate"), True),
                      "mean progress": report_mod._fmt(s.get("progress_mean")),
                      "vs expert": report_mod._fmt(s.get("progress_vs_expert"), True),
-                     "score": report_mod._fmt(s.get("score_mean")),
+                     "score": report_mod._fmt(s.get("score")),
                      "latency p50/p99 ms": "-" if s.get("latency_ms_p50") is None
                      else f"{s['latency_ms_p50']:.1f}/{s['latency_ms_p99']:.1f}"})
     _table(rows, "agent vs random vs expert")

@@ -85,13 +85,13 @@ def test_score_is_zero_at_p0_and_grows_with_p(tiny_run):
     code1, r1 = run_json("causality-score", run, dataset, "--p", 0.3, *common)
     code2, r2 = run_json("causality-score", run, dataset, "--p", 1.0, *common, "--repeats", 2)
     assert (code0, code1, code2) == (0, 0, 0)
-    assert r0["score_mean"] == 0.0
+    assert r0["score"] == 0.0
     assert r0["scored_position"] == "the last valid step of each chunk"
-    assert 0 < r1["score_mean"] < r2["score_mean"], (r1["score_mean"], r2["score_mean"])
+    assert 0 < r1["score"] < r2["score"], (r1["score"], r2["score"])
     assert r2["replaced_fraction"] > 0.9 and 0.1 < r1["replaced_fraction"] < 0.6
     assert r2["chunks_scored"] == 2 * 4
-    assert len(r2["repeats"]) == 2 and r2["score_std"] >= 0
-    assert r2["per_chunk_mean"] == pytest.approx(sum(x["score"] for x in r2["repeats"]) / (2 * 8))
+    assert len(r2["repeats"]) == 2 and r2["spread"] >= 0
+    assert r2["mean_per_chunk"] == pytest.approx(sum(x["score"] for x in r2["repeats"]) / (2 * 8))
 
 
 def test_score_is_measured_at_the_documented_positions(tiny_run):
@@ -145,7 +145,7 @@ def test_trace_over_checkpoints_draws_score_and_val_loss(tiny_run, tmp_path):
     assert code == 0, result
     steps = [p["step"] for p in result["points"]]
     assert len(steps) >= 2 and steps == sorted(steps)
-    assert all(p["score_mean"] > 0 for p in result["points"])
+    assert all(p["score"] > 0 for p in result["points"])
     assert png.is_file()
 
 
