@@ -147,7 +147,7 @@ def _actions(path: Path) -> list[int]:
 @needs_x
 def test_held_keys_are_the_actions_of_exactly_those_steps(display, tmp_path):
     session = tmp_path / "session"
-    rec = Recorder(display, ["--game", GAME, "--out", session, "--hz", 5, "--countdown", 0,
+    rec = Recorder(display, ["--game", GAME, "--out", session, "--hz", 4, "--countdown", 0,
                              "--episode-until", "never"], tmp_path / "record.log")
     ep0 = "episode-0000"
     x_down = rec.send(ep0, "keydown", "x")  # A
@@ -185,7 +185,7 @@ def test_held_keys_are_the_actions_of_exactly_those_steps(display, tmp_path):
 
     meta0 = json.loads((session / ep0 / "meta.json").read_text())
     meta1 = json.loads((session / ep1 / "meta.json").read_text())
-    assert (meta0["source"], meta0["end_reason"], meta0["complete"], meta0["hz"]) == ("human", "user_end", True, 5.0)
+    assert (meta0["source"], meta0["end_reason"], meta0["complete"], meta0["hz"]) == ("human", "user_end", True, 4.0)
     assert (meta1["end_reason"], meta1["continues_from"]) == ("user_stop", ep0)
     import pyarrow.parquet as pq
 
@@ -199,7 +199,7 @@ def test_held_keys_are_the_actions_of_exactly_those_steps(display, tmp_path):
     before = {p.name: (p / "meta.json").read_bytes() for p in session.iterdir()}
     again = _cli("record", "--game", GAME, "--out", session, display=display)
     assert again.returncode == 2 and "--resume" in again.stderr
-    rec = Recorder(display, ["--game", GAME, "--out", session, "--resume", "--hz", 5, "--countdown", 0, "--max-steps", 3,
+    rec = Recorder(display, ["--game", GAME, "--out", session, "--resume", "--hz", 4, "--countdown", 0, "--max-steps", 3,
                              "--episodes", 1], tmp_path / "resume.log")
     assert rec.finish() == 0, (tmp_path / "resume.log").read_text()
     assert {p.name: (p / "meta.json").read_bytes() for p in session.iterdir() if p.name in before} == before
