@@ -38,7 +38,9 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
@@ -178,11 +180,14 @@ def record(
     metas = _run_jobs(scripted.record_job, jobs, workers, game, "recording")
     if json_out:
         print_json(metas)
-        return
-    _table([{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
+    else:
+        _table([{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
              "deaths": m.get("deaths", 0), "complete": m["complete"]} for j, m in zip(jobs, metas)],
-           "recordings")
+               "recordings")
     err.print(f"wrote {len(metas)} recording(s) under {out}")
+    if any(m.get("end_reason") == "interrupted" for m in metas):
+        err.print("[yellow]interrupted:[/] the flushed prefix is kept and marked incomplete")
+        raise typer.Exit(130)
 
 
 def _record_window(game, state, out, hz, frames_per_step, max_steps, episodes, until, scale, keymap,
@@ -254,14 +259,7 @@ def replay_verify(
     from contra_bc.ui import err, print_json, progress
 
     recs = find_recordings(paths)
-    games = set()
-    for r in recs:
-        try:
-            import json as _json
-
-            games.add(_json.loads((r / "meta.json").read_text()).get("game"))
-        except Exception:
-            pass
+    games = _games_of(recs)
     jobs = [VerifyJob(str(r), check_video, str(report_dir)) for r in recs]
     with progress() as bar:
         task = bar.add_task("replay-verify", total=len(jobs))
@@ -293,32 +291,240 @@ def replay_verify(
 # ---------------------------------------------------------------- not built yet
 @app.command("downsample-check")
 @handle_errors
-def downsample_check():
+def downsample_check(
+    paths: List[Path] = typer.Argument(..., help="Per-frame recordings (frames_per_step 1), or folders of them."),
+    mode: str = typer.Option("max", "--mode", help="Pooling: max (recap's), first, last, majority."),
+    from_hz: Optional[float] = typer.Option(None, "--from-hz", help="Step rate of the recordings (default: each recording's own hz, e.g. 60)."),
+    to_hz: float = typer.Option(20.0, "--to-hz", help="Rate of the pooling recorder (20 Hz = 50 ms windows)."),
+    window: Optional[int] = typer.Option(None, "--window", help="Window in steps, overriding from/to Hz (1 = control: nothing changes)."),
+    report_dir: Path = typer.Option(Path("downsample-report"), "--report-dir", help="Where the divergence PNGs go."),
+    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results and the summary as JSON."),
+):
     """Max-pool per-frame inputs into 20 Hz windows and show the runs diverge and lose.
 
-    Exit codes: 3 not built yet.
+    Pools each recording's actions over windows of from_hz/to_hz steps (60/20 = 3 frames by
+    default, as P2P's recap recorder did), replays the pooled actions from the same start
+    state, and reports the original and pooled outcome, the first diverging step, the
+    fraction of actions changed, and a PNG (original | pooled | difference). Control: a
+    throttled 20 Hz recording pools with a window of 1, which changes nothing.
+
+    Example: `contra-bc downsample-check runs/expert60 --mode max`
+
+    Exit codes: 0 the check ran (whatever it found), 2 bad or unpoolable input.
     """
-    not_built("downsample-check", "issue: downsample-check")
+    from contra_bc import downsample
+    from contra_bc.formats.recording import find_recordings
+    from contra_bc.parallel import default_workers, run_many
+    from contra_bc.ui import err, out, print_json, progress
+
+    if mode not in downsample.MODES:
+        raise UserError(f"--mode must be one of {', '.join(downsample.MODES)}, not {mode!r}.")
+    recs = find_recordings(paths)
+    jobs = [downsample.DownsampleJob(str(r), mode, from_hz, to_hz, window, str(report_dir)) for r in recs]
+    with progress() as bar:
+        task = bar.add_task(f"downsample-check ({mode})", total=len(jobs))
+        results = run_many(downsample.check, jobs, workers=min(workers or default_workers(), len(jobs)),
+                           games=_games_of(recs), on_result=lambda i, r: bar.advance(task))
+    summary = downsample.summarize(results)
+    if json_out:
+        print_json({"summary": summary, "recordings": results})
+    else:
+        out.print(f"[bold]{summary['headline']}[/]")
+        _table([{"recording": Path(r["path"]).name, "window": r["window"], "original": r["original_outcome"],
+                 "pooled": r["pooled_outcome"], "actions changed": f"{r['actions_changed']:.1%}",
+                 "first divergence": "-" if r["first_divergence_step"] is None
+                 else f"step {r['first_divergence_step']} ({r['first_divergence_s']} s)"}
+                for r in results if r["status"] == "ok"], f"downsample-check: {mode} pooling")
+        if summary["diverged"]:
+            err.print(f"divergence pictures in {report_dir}/")
+    errors = [r for r in results if r["status"] == "error"]
+    for r in errors:
+        err.print(f"[red]error[/] {r['path']}: {r['message']}", soft_wrap=True)
+    if errors:
+        raise typer.Exit(2)
+
+
+def _games_of(recs) -> set:
+    import json as _json
+
+    games = set()
+    for r in recs:
+        try:
+            games.add(_json.loads((Path(r) / "meta.json").read_text()).get("game"))
+        except (OSError, ValueError):
+            pass
+    return games
 
 
 @app.command()
 @handle_errors
-def annotate():
+def annotate(
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Gemini model "
+                                        "(default: $CONTRA_BC_GEMINI_MODEL, else gemini-3-flash-preview)."),
+    prompt: Optional[Path] = typer.Option(None, "--prompt", help="Prompt file to use instead of the packaged "
+                                          "annotate-v1.md (a `prompt-version: NAME` line names its version)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Write DIR/<recording>.annotations.json "
+                                           "instead of <recording>/annotations.json."),
+    from_table: Optional[Path] = typer.Option(None, "--from-table", help="Import a hand-written "
+                                              "`| Start | End | Text |` table (MM:SS) for ONE recording; no network."),
+    window_seconds: float = typer.Option(60.0, "--window-seconds", help="Split recordings into clips this long."),
+    sample_fps: float = typer.Option(5.0, "--sample-fps", help="Frames per second Gemini samples from the clip "
+                                     "(its default of 1 is too coarse for a fast game)."),
+    media_resolution: str = typer.Option("medium", "--media-resolution", help="low, medium or high (tokens per frame)."),
+    thinking_level: str = typer.Option("low", "--thinking-level", help="minimal, low, medium, high, or off."),
+    max_output_tokens: int = typer.Option(16384, "--max-output-tokens", help="Answer budget per clip (thinking included)."),
+    cooldown: float = typer.Option(8.0, "--cooldown", help="Seconds between instruction starts, enforced across clips."),
+    inline_max_mb: float = typer.Option(15.0, "--inline-max-mb", help="Send clips whose request would exceed this "
+                                        "many MB through the Files API instead of inline (0: always Files API)."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds before one HTTP request is abandoned (then retried)."),
+    retries: int = typer.Option(5, "--retries", min=0, help="Retries for 429, 5xx and network errors."),
+    retry_base: float = typer.Option(2.0, "--retry-base", hidden=True, help="First backoff delay in seconds."),
+    file_active_timeout: float = typer.Option(300.0, "--file-active-timeout", help="Seconds to wait for an "
+                                              "uploaded clip to become ACTIVE."),
+    concurrency: int = typer.Option(4, "--concurrency", help="Recordings annotated at the same time."),
+    price_input: float = typer.Option(0.50, "--price-input", help="USD per million input tokens (for the cost report)."),
+    price_output: float = typer.Option(3.00, "--price-output", help="USD per million output+thinking tokens."),
+    force: bool = typer.Option(False, "--force", help="Re-annotate even if an annotations file is already there."),
+    batch: bool = typer.Option(False, "--batch", help="Send all clips as Gemini Batch API jobs (half price, "
+                               "slower: hours), poll until done."),
+    batch_timeout: float = typer.Option(86400.0, "--batch-timeout", help="Seconds to wait for a batch job; "
+                                        "it is cancelled after that (or on Ctrl-C)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+):
     """Gemini writes timestamped task instructions for recordings.
 
-    Exit codes: 3 not built yet.
+    Each recording is cut into clips (--window-seconds), encoded as a compressed MP4
+    and sent to Gemini with the packaged prompt; the JSON answer is checked (times,
+    order, text), moved onto the recording's clock and written as an annotations file
+    with provenance (model, prompt version, settings, tokens, estimated cost). Rejected
+    entries are kept under "rejected" with a reason. Needs GEMINI_API_KEY (or
+    GOOGLE_API_KEY) in the environment. Files that already match the video, prompt and
+    model are skipped, so a stopped run resumes; --force redoes them.
+
+    Examples:
+
+    `GEMINI_API_KEY=... contra-bc annotate runs/expert --concurrency 4`
+
+    `GEMINI_API_KEY=... contra-bc annotate runs/big-session --batch`
+
+    `contra-bc annotate runs/expert/episode-0000 --from-table examples/outpost-level1-annotations.md`
+
+    Exit codes: 0 all annotated or up to date, 1 some recordings failed (listed), 2 bad input
+    (no API key, bad table, not a recording), 130 interrupted (finished files are kept).
     """
-    not_built("annotate", "issue: annotate")
+    from contra_bc import annotate as annotate_lib
+    from contra_bc.annotate.gemini import default_model
+    from contra_bc.ui import err, print_json, progress
+
+    if from_table is not None:
+        result = annotate_lib.import_table(paths, from_table, out_dir=out_dir, force=force)
+        results = [result]
+    else:
+        settings = annotate_lib.Settings(
+            model=model or default_model(), prompt_file=prompt, out_dir=out_dir,
+            window_seconds=window_seconds, sample_fps=sample_fps, media_resolution=media_resolution.lower(),
+            thinking_level=None if thinking_level.lower() == "off" else thinking_level.lower(),
+            max_output_tokens=max_output_tokens, cooldown_s=cooldown, inline_max_mb=inline_max_mb,
+            timeout_s=timeout, retries=retries, retry_base_s=retry_base, file_active_timeout_s=file_active_timeout,
+            concurrency=concurrency, price_input=price_input, price_output=price_output, force=force,
+            batch=batch, batch_timeout_s=batch_timeout)
+        with progress() as bar:
+            task = bar.add_task("annotate", total=None)
+            results = annotate_lib.annotate(paths, settings, on_result=lambda r: bar.advance(task))
+            bar.update(task, total=len(results), completed=len(results))
+    if json_out:
+        print_json(results)
+    else:
+        rows = [{"recording": Path(r["recording"]).name, "status": r["status"], "entries": r["entries"],
+                 "rejected": r["rejected"], "windows": r["windows"], "tokens in": r["prompt_tokens"],
+                 "tokens out": r["output_tokens"], "cost USD": f"{r['cost_usd']:.4f}"} for r in results]
+        if len(rows) > 1:
+            rows.append({"recording": "total", "status": "", "entries": sum(r["entries"] for r in results),
+                         "rejected": sum(r["rejected"] for r in results), "windows": sum(r["windows"] for r in results),
+                         "tokens in": sum(r["prompt_tokens"] for r in results),
+                         "tokens out": sum(r["output_tokens"] for r in results),
+                         "cost USD": f"{sum(r['cost_usd'] for r in results):.4f}"})
+        _table(rows, "annotate")
+        from rich.markup import escape
+
+        for r in results:
+            if r["status"] == "error":
+                err.print(f"[red]error[/] {escape(r['recording'])}: {escape(r['message'])}", soft_wrap=True,
+                          highlight=False)
+            elif r["message"] and r["status"] != "up to date":
+                err.print(f"[yellow]{r['status']}[/] {escape(r['recording'])}: {escape(r['message'])}",
+                          soft_wrap=True, highlight=False)
+            elif r["status"] == "annotated":
+                err.print(f"wrote {r['out']}", highlight=False)
+    if any(r["status"] == "error" for r in results):
+        raise typer.Exit(1)
 
 
 @app.command("build-dataset")
 @handle_errors
-def build_dataset():
-    """Recordings + annotations -> training shards (parquet).
+def build_dataset(
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create (or extend with --append)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Folder with NAME.annotations.json "
+                                               "files (default: annotations.json inside each recording)."),
+    require_annotations: bool = typer.Option(False, "--require-annotations", help="A recording without annotations is an error."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of episodes for validation (at least one when there are 2+)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the train/val split."),
+    frame_size: int = typer.Option(192, "--frame-size", min=8, help="Model frame size (square), via preprocess_frame."),
+    verify: bool = typer.Option(False, "--verify", help="Replay-verify each recording first; drop those that diverge."),
+    include_incomplete: bool = typer.Option(False, "--include-incomplete", help="Keep the recorded prefix of interrupted recordings."),
+    append: bool = typer.Option(False, "--append", help="Add the recordings to the existing dataset at --out."),
+    no_filter: bool = typer.Option(False, "--no-filter", help="Keep episodes the quality filter would drop."),
+    max_hold_fraction: float = typer.Option(0.9, "--max-hold-fraction", help="Drop an episode whose non-direction "
+                                            "button is held without release for more than this share of its steps."),
+    min_changes_per_minute: float = typer.Option(20.0, "--min-changes-per-minute", help="Drop an episode whose action "
+                                                 "changes fewer times per minute."),
+    filter_min_steps: int = typer.Option(100, "--filter-min-steps", help="Episodes shorter than this are not filtered."),
+    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+):
+    """Recordings + annotations -> training shards (parquet, LeRobot-v3-like layout).
 
-    Exit codes: 3 not built yet.
+    Every frame is resized by the same `preprocess_frame` that `play` uses and stored
+    losslessly; each step gets its active instruction, a loss mask (false on agent
+    steps) and a train/val split by episode. Incomplete recordings are skipped and
+    stuck-input or idle episodes dropped, with the reason in the table. Same inputs,
+    same bytes; an interrupted build resumes when rerun.
+
+    Example: `contra-bc build-dataset runs/expert --out datasets/expert --verify`
+
+    Exit codes: 0 built, 1 built but --verify dropped diverging recordings,
+    2 bad input (corrupt recording, mismatched annotations, nothing usable), 130 interrupted.
     """
-    not_built("build-dataset", "issue: build-dataset")
+    from contra_bc.dataset.build import BuildOptions, build_dataset as build
+    from contra_bc.dataset.quality import QualityFilter
+    from contra_bc.ui import err, print_json
+
+    opts = BuildOptions(annotations_dir=str(annotations) if annotations else None,
+                        require_annotations=require_annotations, val_fraction=val_fraction, seed=seed,
+                        frame_size=frame_size, workers=workers, verify=verify,
+                        include_incomplete=include_incomplete, append=append,
+                        quality=QualityFilter(max_hold_fraction=max_hold_fraction,
+                                              min_changes_per_minute=min_changes_per_minute,
+                                              min_steps=filter_min_steps, enabled=not no_filter))
+    report = build(paths, out, opts, log=lambda msg: err.print(msg, soft_wrap=True))
+    if json_out:
+        print_json(report)
+    else:
+        _table([{"recording": r["name"], "status": r["status"], "steps": r["steps"],
+                 "episode": "-" if r["episode_index"] is None else r["episode_index"], "split": r["split"] or "-",
+                 "annotated": r["annotated"], "changes/min": r.get("changes_per_minute", "-"),
+                 "why": r["reason"] or ""} for r in report["recordings"]], "build-dataset")
+        not_annotated = [r["name"] for r in report["recordings"] if r["status"] == "added" and not r["annotated"]]
+        if not_annotated:
+            err.print(f"{len(not_annotated)} episode(s) have no annotations (text is null for all their steps): "
+                      f"{', '.join(not_annotated[:10])}{' ...' if len(not_annotated) > 10 else ''}", soft_wrap=True)
+        err.print(f"{out}: {report['episodes_total']} episodes, {report['frames_total']} frames "
+                  f"({report['episodes_added']} episodes / {report['frames_added']} frames added)")
+    if any(r.get("verify") in ("diverged", "error") for r in report["recordings"]):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -349,6 +555,43 @@ def causality_score():
     Exit codes: 3 not built yet.
     """
     not_built("causality-score", "issue: causality-score")
+
+
+# ---------------------------------------------------------------- export
+@app.command("export")
+@handle_errors
+def export(
+    recording: Path = typer.Argument(..., help="A complete recording directory."),
+    to: Path = typer.Option(..., "--to", help="The movie to write: NAME.bk2 or NAME.fm2 (never overwritten)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Write a recording as an emulator movie: .bk2 (BizHawk, stable-retro) or .fm2 (FCEUX, NES).
+
+    Each step becomes `frames_per_step` identical frames, after one empty frame 0 (the reset frame).
+    Both formats keep player-1 buttons frame by frame; they lose the video, the frame/RAM hashes,
+    the variables, events and annotations (import the movie again and run `replay-verify` to get
+    them back).
+
+    **.bk2** keeps the start state as Core.bin (a stable-retro state, so stable-retro plays it back
+    frame for frame), the ROM SHA-1, the platform and a LogKey naming the columns. BizHawk cannot load
+    stable-retro states: it plays only power-on recordings (those imported from power-on movies).
+
+    **.fm2** (NES only) keeps the ROM MD5 and name; FCEUX starts movies at power-on and cannot load
+    stable-retro states, so only power-on recordings (imported from power-on movies) can be exported.
+
+    Example: `contra-bc export runs/tas --to tas.bk2`
+
+    Exit codes: 0 written, 2 bad input (incomplete recording, existing file, .fm2 of a non-power-on run).
+    """
+    from contra_bc.movies import export_recording
+    from contra_bc.ui import err, print_json
+
+    summary = export_recording(recording, to)
+    if json_out:
+        print_json(summary)
+        return
+    _table([summary], "export")
+    err.print(f"wrote {to}")
 
 
 if __name__ == "__main__":

@@ -114,9 +114,39 @@ class EpisodeRunner:
         )
 
 
+class StopSignals:
+    """Ctrl-C and SIGTERM set ``requested`` instead of raising mid-write.
+
+    The recording loop checks the flag once per step, so a chunk is never cut in
+    half; the loop then finishes the recording as incomplete.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        self.requested = True
+
+    def __enter__(self):
+        try:
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread: signals stay as they are
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        return False
+
+
 @contextmanager
 def sigterm_as_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt so that both flush the recording."""
+    """Turn SIGTERM into KeyboardInterrupt (for loops that handle Ctrl-C themselves)."""
 
     def handler(signum, frame):
         raise KeyboardInterrupt

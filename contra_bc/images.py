@@ -10,18 +10,22 @@ import numpy as np
 def side_by_side(panels: list[tuple[str, np.ndarray | None]], path: Path, scale: int = 2,
                  title: str = "") -> Path:
     """Write labelled panels left to right; a missing panel is drawn grey."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
+    try:
+        font = ImageFont.load_default(size=14)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
     shape = next(p.shape for _, p in panels if p is not None)
     h, w = shape[0] * scale, shape[1] * scale
     pad, head = 8, 22 + (18 if title else 0)
     canvas = Image.new("RGB", (len(panels) * (w + pad) + pad, h + head + pad), (24, 24, 24))
     draw = ImageDraw.Draw(canvas)
     if title:
-        draw.text((pad, 4), title, fill=(255, 255, 255))
+        draw.text((pad, 4), title, fill=(255, 255, 255), font=font)
     for i, (label, img) in enumerate(panels):
         x = pad + i * (w + pad)
-        draw.text((x, head - 16), label, fill=(255, 230, 120))
+        draw.text((x, head - 18), label, fill=(255, 230, 120), font=font)
         if img is None:
             tile = Image.new("RGB", (w, h), (90, 90, 90))
         else:

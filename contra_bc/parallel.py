@@ -50,9 +50,14 @@ def run_many(fn: Callable, items: list, *, workers: int, games: Iterable[str] = 
     with ProcessPoolExecutor(max_workers=max(1, min(workers, len(items))), mp_context=ctx,
                              max_tasks_per_child=per_child) as pool:
         futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            results[i] = fut.result()
-            if on_result:
-                on_result(i, results[i])
+        try:
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                if on_result:
+                    on_result(i, results[i])
+        except BaseException:
+            # Ctrl-C reaches the workers too: let running tasks finish their files, start no more
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return results

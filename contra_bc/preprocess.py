@@ -35,16 +35,43 @@ def _weights(n_in: int, n_out: int) -> np.ndarray:
     return fixed
 
 
+@functools.lru_cache(maxsize=16)
+def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero entries of ``_weights`` as (K × n_out) input indices and weights."""
+    w = _weights(n_in, n_out)
+    k = int((w != 0).sum(axis=1).max())
+    index = np.zeros((k, n_out), np.intp)
+    weight = np.zeros((k, n_out), np.int64)
+    for o in range(n_out):
+        nz = np.flatnonzero(w[o])
+        index[:len(nz), o], weight[:len(nz), o] = nz, w[o, nz]
+        index[len(nz):, o] = nz[0]  # padding taps carry weight 0
+    return index, weight
+
+
 def preprocess_frame(screen: np.ndarray, size: int = MODEL_SIZE) -> np.ndarray:
     """Emulator screen (H×W×3 uint8) -> model frame (size×size×3 uint8)."""
     if screen.dtype != np.uint8 or screen.ndim != 3 or screen.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 uint8 screen, got {screen.dtype} {screen.shape}")
     h, w = screen.shape[:2]
-    # float64 holds these integer products and sums exactly (< 2**53), and uses BLAS
-    wy = _weights(h, size).astype(np.float64)
-    wx = _weights(w, size).astype(np.float64)
-    rows = wy @ screen.reshape(h, w * 3).astype(np.float64)               # size × (W·3), scaled 2**16
-    rows = rows.reshape(size, w, 3).transpose(0, 2, 1)                    # size × 3 × W
-    out = (rows @ wx.T).transpose(0, 2, 1).astype(np.int64)               # size × size × 3, scaled 2**32
-    out = (out + (1 << (2 * _SHIFT - 1))) >> (2 * _SHIFT)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    # The box filter is banded (2-3 taps per output), so only the non-zero weights are
+    # applied, in exact integer arithmetic: the same numbers as the dense product
+    # weights_y @ screen @ weights_x.T, about 5x faster.
+    iy, wy = _taps(h, size)
+    ix, wx = _taps(w, size)
+    wx32 = wx.astype(np.int32)
+    cols = screen[:, ix[0], :].astype(np.int32)                 # H × size × 3, scaled 2**16 (< 2**24)
+    cols *= wx32[0][None, :, None]
+    for k in range(1, len(ix)):
+        tap = screen[:, ix[k], :].astype(np.int32)
+        tap *= wx32[k][None, :, None]
+        cols += tap
+    out = cols[iy[0]].astype(np.int64)                          # size × size × 3, scaled 2**32
+    out *= wy[0][:, None, None]
+    for k in range(1, len(iy)):
+        tap = cols[iy[k]].astype(np.int64)
+        tap *= wy[k][:, None, None]
+        out += tap
+    out += 1 << (2 * _SHIFT - 1)
+    out >>= 2 * _SHIFT
+    return out.astype(np.uint8)                                 # rows sum to 1, so 0 <= out <= 255

@@ -40,17 +40,21 @@ def check_rom(meta: dict, path: Path):
 
 def verify(job: VerifyJob) -> dict:
     """Replay one recording; returns a JSON-able result (status verified/diverged/error)."""
+    try:
+        return _verify(job)
+    except UserError as exc:
+        return {"path": str(job.path), "status": "error", "message": str(exc)}
+
+
+def _verify(job: VerifyJob) -> dict:
     from contra_bc.parallel import shared_emulator
 
     started = time.perf_counter()
     path = Path(job.path)
-    try:
-        rec = read_recording(path)
-        game = check_rom(rec.meta, path)
-        start_state = rec.start_state()
-        emu = shared_emulator(game)
-    except UserError as exc:
-        return {"path": str(path), "status": "error", "message": str(exc)}
+    rec = read_recording(path)
+    game = check_rom(rec.meta, path)
+    start_state = rec.start_state()
+    emu = shared_emulator(game)
 
     meta = rec.meta
     frames_per_step = int(meta["frames_per_step"])
@@ -69,9 +73,9 @@ def verify(job: VerifyJob) -> dict:
     ram_hashes = rec.column("ram_hash")
     divergence = None
     for k in range(rec.n_steps):
-        runner.step(int(actions[k]), "script")
-        frame_ok = emu.frame_hash() == frame_hashes[k]
-        ram_ok = emu.ram_hash() == ram_hashes[k]
+        row = runner.step(int(actions[k]), "script")
+        frame_ok = row["frame_hash"] == frame_hashes[k]
+        ram_ok = row["ram_hash"] == ram_hashes[k]
         if not (frame_ok and ram_ok):
             divergence = {"step": k, "frame": not frame_ok, "ram": not ram_ok,
                           "time_s": round(rec.time_of_step(k), 3)}

@@ -59,7 +59,7 @@ def decode(path: Path) -> Iterator[np.ndarray]:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
                 yield frame.to_ndarray(format="rgb24")
-    except (av.error.FFmpegError, OSError) as exc:
+    except (av.error.FFmpegError, OSError, IndexError, ValueError) as exc:  # no video stream: IndexError
         raise UserError(f"The video file {path} cannot be decoded ({exc}). The recording is damaged; "
                         f"re-record it or check it with `contra-bc replay-verify` (without --check-video).") from exc
 

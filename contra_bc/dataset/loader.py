@@ -1,0 +1,195 @@
+"""Read a contra-bc dataset for training: fixed-length windows inside episodes.
+
+    ds = DatasetReader(path)                      # info, texts, episodes
+    wd = WindowDataset(path, split="train", window=32)
+    item = wd[0]    # frames uint8 [T,H,W,3], actions int64 [T], text int64 [T] (-1 none),
+                    # loss_mask bool [T], valid bool [T], episode int64, start int64
+    loader = make_loader(path, split="train", window=32, batch_size=8, seed=0, workers=2)
+
+Windows never cross an episode boundary; an episode's last window is padded at
+the end (valid False, frames 0, actions 0, text -1, loss_mask False). A window
+reads only the parquet row groups it overlaps; each worker process keeps its own
+open files and a small cache of decoded row groups.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from contra_bc.errors import UserError
+from contra_bc.formats import dataset as fmt
+
+_COLUMNS = ["action", "text_index", "loss_mask", "frame"]
+
+
+class DatasetReader:
+    """A validated dataset directory: ``info``, ``texts``, ``episodes`` and row access."""
+
+    def __init__(self, path, cache_groups: int = 4):
+        self.path = Path(path)
+        self.info = fmt.read_info(self.path)
+        self.texts: list[str] = fmt.read_texts(self.path, self.info)
+        self.episodes: list[dict] = [
+            {k: e[k] for k in ("episode_index", "name", "source", "length", "outcome", "split",
+                               "index_start", "index_end", "data_file", "file_row_start", "complete",
+                               "annotated", "loss_steps")}
+            for e in fmt.read_episodes(self.path, self.info)]
+        h, w = self.info["frame_size"]
+        self.frame_shape = (h, w, 3)
+        self.cache_groups = cache_groups
+        self._files: dict = {}
+        self._cache: OrderedDict = OrderedDict()
+        self._pid = os.getpid()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_files"], state["_cache"] = {}, OrderedDict()  # open files stay with their process
+        return state
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def split_episodes(self, split: str | None) -> list[dict]:
+        if split is not None and split not in fmt.SPLITS:
+            raise UserError(f"Unknown split {split!r}; a dataset has the splits {', '.join(fmt.SPLITS)} "
+                            f"(or None for all episodes).")
+        return [e for e in self.episodes if split is None or e["split"] == split]
+
+    def _file(self, rel: str):
+        import pyarrow.parquet as pq
+
+        if self._pid != os.getpid():  # forked into a worker: do not share handles
+            self._files, self._cache, self._pid = {}, OrderedDict(), os.getpid()
+        pf = self._files.get(rel)
+        if pf is None:
+            try:
+                pf = pq.ParquetFile(self.path / rel, memory_map=True)
+            except (FileNotFoundError, OSError) as exc:
+                raise UserError(f"{self.path / rel} is missing or unreadable ({exc}); the dataset is damaged. "
+                                f"Rebuild it with `contra-bc build-dataset`.") from None
+            starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+            pf = (pf, starts)
+            self._files[rel] = pf
+        return pf
+
+    def _group(self, rel: str, g: int) -> dict:
+        key = (rel, g)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        pf, _ = self._file(rel)
+        table = pf.read_row_group(g, columns=_COLUMNS, use_threads=False)
+        column = table.column("frame")
+        frames = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        width = int(np.prod(self.frame_shape))
+        raw = np.frombuffer(frames.buffers()[1], np.uint8, count=len(frames) * width,
+                            offset=frames.offset * width)
+        group = {
+            "action": table.column("action").to_numpy().astype(np.int64),
+            "text": table.column("text_index").fill_null(-1).to_numpy().astype(np.int64),
+            "loss_mask": table.column("loss_mask").to_numpy(zero_copy_only=False).astype(bool),
+            "frame": raw.reshape((len(frames),) + self.frame_shape),
+        }
+        self._cache[key] = group
+        while len(self._cache) > self.cache_groups:
+            self._cache.popitem(last=False)
+        return group
+
+    def read(self, episode_index: int, start: int, stop: int) -> dict:
+        """Rows [start, stop) of one episode as numpy arrays (frame, action, text, loss_mask)."""
+        ep = self.episodes[episode_index]
+        if not 0 <= start <= stop <= ep["length"]:
+            raise IndexError(f"rows {start}:{stop} outside episode {episode_index} (length {ep['length']})")
+        rel = ep["data_file"]
+        _, starts = self._file(rel)
+        lo, hi = ep["file_row_start"] + start, ep["file_row_start"] + stop
+        parts = {k: [] for k in ("frame", "action", "text", "loss_mask")}
+        g = int(np.searchsorted(starts, lo, side="right") - 1)
+        while lo < hi:
+            group = self._group(rel, g)
+            a, b = lo - starts[g], min(hi, starts[g + 1]) - starts[g]
+            for k in parts:
+                parts[k].append(group[k][a:b])
+            lo = starts[g] + b
+            g += 1
+        if not parts["frame"]:
+            return {"frame": np.zeros((0,) + self.frame_shape, np.uint8), "action": np.zeros(0, np.int64),
+                    "text": np.zeros(0, np.int64), "loss_mask": np.zeros(0, bool)}
+        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Starts of the windows covering an episode; the last one may run past its end."""
+    starts, s = [], 0
+    while True:
+        starts.append(s)
+        if s + window >= length:
+            return starts
+        s += stride
+
+
+class WindowDataset(Dataset):
+    """Map-style torch Dataset of fixed-length windows from one split."""
+
+    def __init__(self, path, split: str | None = "train", window: int = 32, stride: int | None = None):
+        if window < 1 or (stride is not None and stride < 1):
+            raise UserError(f"window and stride must be >= 1 (got window={window}, stride={stride}).")
+        self.reader = DatasetReader(path)
+        self.window = int(window)
+        self.stride = int(stride or window)
+        self.split = split
+        self.windows = [(e["episode_index"], s) for e in self.reader.split_episodes(split)
+                        for s in window_starts(e["length"], self.window, self.stride)]
+
+    @property
+    def info(self) -> dict:
+        return self.reader.info
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict:
+        episode, start = self.windows[i]
+        length = self.reader.episodes[episode]["length"]
+        n = min(self.window, length - start)
+        rows = self.reader.read(episode, start, start + n)
+        t = self.window
+        frames = np.empty((t,) + self.reader.frame_shape, np.uint8)
+        frames[:n] = rows["frame"]
+        frames[n:] = 0
+        actions = np.zeros(t, np.int64)
+        actions[:n] = rows["action"]
+        text = np.full(t, -1, np.int64)
+        text[:n] = rows["text"]
+        loss = np.zeros(t, bool)
+        loss[:n] = rows["loss_mask"]
+        valid = np.zeros(t, bool)
+        valid[:n] = True
+        return {"frames": torch.from_numpy(frames), "actions": torch.from_numpy(actions),
+                "text": torch.from_numpy(text), "loss_mask": torch.from_numpy(loss),
+                "valid": torch.from_numpy(valid), "episode": torch.tensor(episode, dtype=torch.int64),
+                "start": torch.tensor(start, dtype=torch.int64)}
+
+
+def make_loader(path, split: str | None = "train", window: int = 32, batch_size: int = 8,
+                shuffle: bool = True, seed: int = 0, workers: int = 2, stride: int | None = None,
+                drop_last: bool = False):
+    """A torch DataLoader over WindowDataset; the same seed gives the same batches."""
+    from torch.utils.data import DataLoader
+
+    dataset = WindowDataset(path, split=split, window=window, stride=stride)
+    if len(dataset) == 0:
+        raise UserError(f"The {split!r} split of {path} has no episodes. Rebuild with more recordings or "
+                        f"another --val-fraction, or load split=None for all episodes.")
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=workers, persistent_workers=workers > 0, drop_last=drop_last,
+                      prefetch_factor=2 if workers > 0 else None)

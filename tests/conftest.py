@@ -1,0 +1,50 @@
+"""Shared test helpers: run the real CLI in a subprocess (one emulator per process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPOST_ROM = ROOT / "contra_bc" / "games" / "integrations" / "Outpost-Nes" / "rom.nes"
+needs_outpost = pytest.mark.skipif(not OUTPOST_ROM.exists(), reason="Outpost-Nes cartridge not built yet")
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("COLUMNS", "200")
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args, check: bool = False, timeout: float = 300, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    """``contra-bc ARGS`` in a fresh Python process; returns the completed process."""
+    proc = subprocess.run([sys.executable, "-m", "contra_bc", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=cli_env(env), **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"contra-bc {' '.join(map(str, args))} exited {proc.returncode}\n"
+                             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def run_json(*args, **kw):
+    proc = run_cli(*args, "--json", **kw)
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"no JSON on stdout (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+
+
+@pytest.fixture(scope="session")
+def airstriker_recording(tmp_path_factory) -> Path:
+    """A 300-step scripted Airstriker recording, made once per test session."""
+    out = tmp_path_factory.mktemp("rec") / "airstriker"
+    run_cli("record", "--input", "bot:airstriker", "--game", "Airstriker-Genesis-v0", "--max-steps", 300,
+            "--episode-until", "never", "--out", out, check=True)
+    return out

@@ -1,0 +1,207 @@
+"""Foundation: scripted record, replay-verify, the recording format, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, cli_env, run_cli, run_json
+from contra_bc.emulator import digest64
+from contra_bc.formats.recording import read_recording
+
+COMMANDS = ["record", "replay-verify", "downsample-check", "annotate", "build-dataset", "train", "play",
+            "causality-score"]
+
+
+def snapshot(path: Path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_recording_layout_and_alignment(airstriker_recording):
+    rec = read_recording(airstriker_recording)
+    assert rec.complete and rec.n_steps == 300
+    assert rec.meta["game"] == "Airstriker-Genesis-v0" and rec.meta["buttons"][7] == "RIGHT"
+    assert rec.meta["source"] == "script" and set(rec.column("actor")) == {"script"}
+    frames = list(rec.frames())
+    assert len(frames) == rec.n_steps
+    # frame i is what the actor saw before step i: the screen after step i-1
+    assert digest64(frames[0]) == rec.meta["first_frame_hash"]
+    hashes = rec.column("frame_hash")
+    assert all(digest64(frames[i]) == hashes[i - 1] for i in range(1, len(frames)))
+    assert len(set(rec.actions.tolist())) > 3
+
+
+def test_scripted_recording_verifies(airstriker_recording):
+    code, results = run_json("replay-verify", airstriker_recording, "--check-video")
+    assert code == 0, results
+    (r,) = results
+    assert r["status"] == "verified" and r["verified_steps"] == 300 and r["video"]["ok"]
+
+
+def _with_actions(src: Path, dst: Path, actions: np.ndarray) -> None:
+    shutil.copytree(src, dst)
+    table = pq.read_table(dst / "steps.parquet")
+    table = table.set_column(table.schema.get_field_index("action"), "action",
+                             pa.array(actions.astype(np.int32), pa.int32()))
+    pq.write_table(table, dst / "steps.parquet")
+
+
+def test_changed_action_reported_at_first_differing_step(airstriker_recording, tmp_path):
+    rec = read_recording(airstriker_recording)
+    k = 150
+    actions = rec.actions.copy()
+    actions[k] = actions[k] ^ (1 << 6) ^ (1 << 7) ^ 1  # flip LEFT, RIGHT and B
+    # The ground truth: record the changed action list for real and find where the hashes part.
+    csv_path = tmp_path / "changed.csv"
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["action"])
+        w.writerows([[int(a)] for a in actions])
+    run_cli("record", "--input", csv_path, "--game", "Airstriker-Genesis-v0", "--episode-until", "never",
+            "--out", tmp_path / "truth", check=True)
+    truth = read_recording(tmp_path / "truth")
+    differs = (truth.column("frame_hash") != rec.column("frame_hash")) | (truth.column("ram_hash") != rec.column("ram_hash"))
+    expected = int(np.flatnonzero(differs)[0])
+    assert expected >= k
+
+    _with_actions(airstriker_recording, tmp_path / "changed", actions)
+    code, results = run_json("replay-verify", tmp_path / "changed", "--report-dir", tmp_path / "report")
+    assert code == 1
+    div = results[0]["first_divergence"]
+    assert div["step"] == expected
+    png = Path(div["png"])
+    assert png.is_file() and png.stat().st_size > 1000
+
+
+def test_csv_buttons_column_and_bad_action_file(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("buttons\nRIGHT\nRIGHT+B\n\nLEFT+UP\n")
+    run_cli("record", "--input", path, "--game", "Airstriker-Genesis-v0", "--out", tmp_path / "r", check=True)
+    rec = read_recording(tmp_path / "r")
+    assert rec.actions.tolist() == [1 << 7, (1 << 7) | 1, 0, (1 << 6) | (1 << 4)]
+    assert rec.meta["end_reason"] == "input_exhausted"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("buttons\nRIGHT+JUMP\n")
+    proc = run_cli("record", "--input", bad, "--game", "Airstriker-Genesis-v0", "--out", tmp_path / "r2")
+    assert proc.returncode == 2 and "JUMP" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r2").exists()
+
+
+def _start_slow_recording(out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "contra_bc", "record", "--input", "bot:airstriker", "--game",
+                             "Airstriker-Genesis-v0", "--max-steps", "100000", "--episode-until", "never",
+                             "--realtime", "--hz", "120", "--out", str(out)],
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_chunks(out: Path, n: int, proc) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if len(list((out / "steps").glob("*.parquet"))) >= n:
+            return
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    raise AssertionError("recording made no progress")
+
+
+@pytest.mark.parametrize("how", ["sigint", "kill9"])
+def test_interrupted_recording_leaves_verifiable_prefix(tmp_path, how):
+    out = tmp_path / "rec"
+    proc = _start_slow_recording(out)
+    _wait_for_chunks(out, 2, proc)
+    proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
+    proc.wait(timeout=60)
+    if how == "sigint":
+        assert proc.returncode == 130
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["complete"] is False
+    assert meta["status"] == ("interrupted" if how == "sigint" else "recording")
+    code, results = run_json("replay-verify", out, "--check-video")
+    assert code == 0, results
+    assert results[0]["status"] == "verified" and results[0]["steps"] >= 200
+
+
+def test_refuses_to_overwrite(airstriker_recording):
+    before = snapshot(airstriker_recording)
+    proc = run_cli("record", "--input", "bot:random", "--game", "Airstriker-Genesis-v0", "--out", airstriker_recording)
+    assert proc.returncode == 2 and "never overwrites" in proc.stderr
+    assert snapshot(airstriker_recording) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated_steps", "corrupt_meta", "missing_state", "rom_mismatch",
+                                    "garbage_video", "not_a_recording"])
+def test_damaged_recordings_give_clear_errors(airstriker_recording, tmp_path, damage):
+    rec = tmp_path / "rec"
+    shutil.copytree(airstriker_recording, rec)
+    args = []
+    if damage == "truncated_steps":
+        data = (rec / "steps.parquet").read_bytes()
+        (rec / "steps.parquet").write_bytes(data[: len(data) // 2])
+    elif damage == "corrupt_meta":
+        (rec / "meta.json").write_text("{not json")
+    elif damage == "missing_state":
+        (rec / "start_state.gz").unlink()
+    elif damage == "rom_mismatch":
+        meta = json.loads((rec / "meta.json").read_text())
+        meta["rom_sha1"] = "0" * 40
+        (rec / "meta.json").write_text(json.dumps(meta))
+    elif damage == "garbage_video":
+        segs = sorted((rec / "video").glob("*.mkv"))
+        segs[0].write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        segs[1].write_bytes(os.urandom(4096))
+        segs[2].write_bytes(segs[2].read_bytes()[:5000])
+        args = ["--check-video"]
+    elif damage == "not_a_recording":
+        shutil.rmtree(rec)
+        rec.mkdir()
+        (rec / "notes.txt").write_text("hello")
+    before = snapshot(rec)
+    proc = run_cli("replay-verify", rec, *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "error" in (proc.stdout + proc.stderr).lower()
+    assert snapshot(rec) == before
+
+
+def test_missing_rom_names_sha_and_import_command(tmp_path):
+    proc = run_cli("record", "--input", "bot:random", "--game", "Contra-Nes", "--out", tmp_path / "c")
+    assert proc.returncode == 2
+    text = " ".join(proc.stderr.split())
+    assert "979494e7869ac7ab4815fdbd1dc99f893f713fbf" in text and "python -m stable_retro.import" in text
+
+
+def test_games_listing():
+    code, games = run_json("games")
+    assert code == 0
+    by_name = {g["game"]: g for g in games}
+    assert by_name["Airstriker-Genesis-v0"]["rom_present"] is True
+    assert by_name["Contra-Nes"]["rom_present"] is False and "Level1" in by_name["Contra-Nes"]["states"]
+    assert "START" in by_name["Contra-Nes"]["buttons"] and "SELECT" in by_name["Contra-Nes"]["buttons"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_example_and_exit_codes(command):
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "contra-bc " + command in text and "Exit codes" in text
+
+
+def test_help_is_light():
+    code = ("import sys; from contra_bc.cli import app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
+            "heavy = [m for m in ('torch', 'google.genai', 'av', 'stable_retro') if m in sys.modules]; "
+            "print(heavy); assert not heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, env=cli_env(), cwd=ROOT)
+    assert run_cli("--version").stdout.strip().startswith("contra-bc ")
