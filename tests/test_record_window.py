@@ -206,6 +206,37 @@ def test_held_keys_are_the_actions_of_exactly_those_steps(display, tmp_path):
     assert len(_actions(session / "episode-0002")) == 3
 
 
+OUTPOST_ROM = ROOT / "contra_bc" / "games" / "integrations" / "Outpost-Nes" / "rom.nes"
+
+
+@needs_x
+@pytest.mark.skipif(not OUTPOST_ROM.exists(), reason="Outpost-Nes cartridge not built")
+def test_default_nes_keys(display, tmp_path):
+    """The default map on the NES: Enter = START, arrows = d-pad, Z = B; the run replays exactly."""
+    START, RIGHT, B = 1 << 3, 1 << 7, 1 << 0  # NES order: B, -, SELECT, START, UP, DOWN, LEFT, RIGHT, A
+    session = tmp_path / "nes"
+    rec = Recorder(display, ["--game", "Outpost-Nes", "--out", session, "--hz", 4, "--countdown", 0,
+                             "--episode-until", "never"], tmp_path / "nes.log")
+    ep = "episode-0000"
+    start = rec.send(ep, "key", "Return")
+    right_down = rec.send(ep, "keydown", "Right")
+    rec.wait_step(ep, right_down + 1)
+    b_down = rec.send(ep, "keydown", "z")
+    b_up = rec.send(ep, "keyup", "z")
+    right_up = rec.send(ep, "keyup", "Right")
+    stop = rec.send(ep, "key", "Escape")
+    assert rec.finish() == 0, (tmp_path / "nes.log").read_text()
+    expected = [0] * stop
+    expected[start] |= START
+    for k in range(right_down, right_up):
+        expected[k] |= RIGHT
+    for k in range(b_down, b_up):
+        expected[k] |= B
+    assert _actions(session / ep) == expected
+    verify = _cli("replay-verify", session, "--workers", 1, "--report-dir", tmp_path / "report")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
 def test_no_display_is_a_clear_error(tmp_path):
     result = _cli("record", "--game", GAME, "--out", tmp_path / "s", display=None)
     assert result.returncode == 2, result.stderr
