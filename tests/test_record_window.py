@@ -224,8 +224,17 @@ def test_default_nes_keys(display, tmp_path):
     b_down = rec.send(ep, "keydown", "z")
     b_up = rec.send(ep, "keyup", "z")
     right_up = rec.send(ep, "keyup", "Right")
+    paused_at = rec.send(ep, "key", "p")  # pause: no steps until p again
+    time.sleep(1.0)
+    assert rec.title() is None and f"step {paused_at} | paused" in rec.last_title
+    _xdotool(display, "key", "p")
+    rec.wait_step(ep, paused_at + 1)
     stop = rec.send(ep, "key", "Escape")
     assert rec.finish() == 0, (tmp_path / "nes.log").read_text()
+    import pyarrow.parquet as pq
+
+    lateness = pq.read_table(session / ep / "steps.parquet").column("lateness_ms").to_pylist()
+    assert lateness[paused_at] < 100, "after a resume the ticks restart from the resume, not the old deadlines"
     expected = [0] * stop
     expected[start] |= START
     for k in range(right_down, right_up):
