@@ -148,7 +148,7 @@ def record(
     display, run it as `xvfb-run -a contra-bc record ...`.
 
     **Keys** (RetroArch-like): arrows = d-pad, Z or J = B, X or K = A, Enter = START,
-    Right Shift = SELECT (Genesis: C = C/L, X/Y/Z = A/S/D, Right Shift = MODE).
+    Right Shift = SELECT (Genesis also: C or L = C, A/S/D = X/Y/Z, Right Shift = MODE).
     P = pause/resume, N = end the episode and keep it, Backspace = discard it and record it again,
     Esc (or closing the window) = keep the episode and stop. Gamepad: hat or left stick = d-pad,
     buttons 0/2 = B, 1/3 = A, 6 = SELECT, 7 = START. A `--keymap` TOML file replaces entries:

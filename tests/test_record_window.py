@@ -147,7 +147,7 @@ def _actions(path: Path) -> list[int]:
 @needs_x
 def test_held_keys_are_the_actions_of_exactly_those_steps(display, tmp_path):
     session = tmp_path / "session"
-    rec = Recorder(display, ["--game", GAME, "--out", session, "--hz", 5, "--countdown", 0,
+    rec = Recorder(display, ["--game", GAME, "--out", session, "--hz", 4, "--countdown", 0,
                              "--episode-until", "never"], tmp_path / "record.log")
     ep0 = "episode-0000"
     x_down = rec.send(ep0, "keydown", "x")  # A
@@ -185,7 +185,7 @@ def test_held_keys_are_the_actions_of_exactly_those_steps(display, tmp_path):
 
     meta0 = json.loads((session / ep0 / "meta.json").read_text())
     meta1 = json.loads((session / ep1 / "meta.json").read_text())
-    assert (meta0["source"], meta0["end_reason"], meta0["complete"], meta0["hz"]) == ("human", "user_end", True, 5.0)
+    assert (meta0["source"], meta0["end_reason"], meta0["complete"], meta0["hz"]) == ("human", "user_end", True, 4.0)
     assert (meta1["end_reason"], meta1["continues_from"]) == ("user_stop", ep0)
     import pyarrow.parquet as pq
 
@@ -199,11 +199,51 @@ def test_held_keys_are_the_actions_of_exactly_those_steps(display, tmp_path):
     before = {p.name: (p / "meta.json").read_bytes() for p in session.iterdir()}
     again = _cli("record", "--game", GAME, "--out", session, display=display)
     assert again.returncode == 2 and "--resume" in again.stderr
-    rec = Recorder(display, ["--game", GAME, "--out", session, "--resume", "--hz", 5, "--countdown", 0, "--max-steps", 3,
+    rec = Recorder(display, ["--game", GAME, "--out", session, "--resume", "--hz", 4, "--countdown", 0, "--max-steps", 3,
                              "--episodes", 1], tmp_path / "resume.log")
     assert rec.finish() == 0, (tmp_path / "resume.log").read_text()
     assert {p.name: (p / "meta.json").read_bytes() for p in session.iterdir() if p.name in before} == before
     assert len(_actions(session / "episode-0002")) == 3
+
+
+OUTPOST_ROM = ROOT / "contra_bc" / "games" / "integrations" / "Outpost-Nes" / "rom.nes"
+
+
+@needs_x
+@pytest.mark.skipif(not OUTPOST_ROM.exists(), reason="Outpost-Nes cartridge not built")
+def test_default_nes_keys(display, tmp_path):
+    """The default map on the NES: Enter = START, arrows = d-pad, Z = B; the run replays exactly."""
+    START, RIGHT, B = 1 << 3, 1 << 7, 1 << 0  # NES order: B, -, SELECT, START, UP, DOWN, LEFT, RIGHT, A
+    session = tmp_path / "nes"
+    rec = Recorder(display, ["--game", "Outpost-Nes", "--out", session, "--hz", 4, "--countdown", 0,
+                             "--episode-until", "never"], tmp_path / "nes.log")
+    ep = "episode-0000"
+    start = rec.send(ep, "key", "Return")
+    right_down = rec.send(ep, "keydown", "Right")
+    rec.wait_step(ep, right_down + 1)
+    b_down = rec.send(ep, "keydown", "z")
+    b_up = rec.send(ep, "keyup", "z")
+    right_up = rec.send(ep, "keyup", "Right")
+    paused_at = rec.send(ep, "key", "p")  # pause: no steps until p again
+    time.sleep(1.0)
+    assert rec.title() is None and f"step {paused_at} | paused" in rec.last_title
+    _xdotool(display, "key", "p")
+    rec.wait_step(ep, paused_at + 1)
+    stop = rec.send(ep, "key", "Escape")
+    assert rec.finish() == 0, (tmp_path / "nes.log").read_text()
+    import pyarrow.parquet as pq
+
+    lateness = pq.read_table(session / ep / "steps.parquet").column("lateness_ms").to_pylist()
+    assert lateness[paused_at] < 100, "after a resume the ticks restart from the resume, not the old deadlines"
+    expected = [0] * stop
+    expected[start] |= START
+    for k in range(right_down, right_up):
+        expected[k] |= RIGHT
+    for k in range(b_down, b_up):
+        expected[k] |= B
+    assert _actions(session / ep) == expected
+    verify = _cli("replay-verify", session, "--workers", 1, "--report-dir", tmp_path / "report")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_no_display_is_a_clear_error(tmp_path):

@@ -290,8 +290,9 @@ class GameWindow:
         if detail:
             self._text(detail, max(14, H // 28), (W // 2, H // 2 + H // 10), (255, 230, 120))
         if recording:
-            r = max(4, self.scale * 3)
-            pygame.draw.circle(self._screen, (230, 30, 30), (W - 3 * r, 3 * r), r)
+            r = max(3, self.scale * 2)  # a small red dot in the corner: recording
+            pygame.draw.circle(self._screen, (0, 0, 0), (W - 2 * r, 2 * r), r + 2)
+            pygame.draw.circle(self._screen, (230, 30, 30), (W - 2 * r, 2 * r), r)
         pygame.display.flip()
 
     def set_title(self, text: str) -> None:
