@@ -704,7 +704,7 @@ def _print_evaluation(report: dict, game: str, until: str):
     rows = []
     for name, s in report["policies"].items():
         rows.append({"policy": name, "episodes": s["episodes"], "win rate": s["win_rate"],
-                     "progress (mean/max)": f"{s['progress_mean']}/{s['progress_max']}", "score": s["score"],
+                     "progress (mean/max)": f"{s['progress_mean']}/{s['progress_max']}", "score": s["score_mean"],
                      "deaths": s["deaths_mean"], "steps": s["steps_mean"],
                      "latency p50/p99 ms": f"{s['latency_ms_p50']}/{s['latency_ms_p99']}"})
     _table(rows, f"play {game} ({report['episodes']} episodes, until {until})")
