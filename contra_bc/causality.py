@@ -190,23 +190,26 @@ def perturb_frames(frames: np.ndarray, valid: np.ndarray, episode: np.ndarray, s
     """Replace each valid frame with probability p by a frame of another scene of the batch.
 
     A donor is a valid position of another episode, or of the same episode at least
-    ``min_distance`` steps away. Returns (perturbed copy, bool mask of replaced positions).
+    ``min_distance`` steps away. The random draws do not depend on p (one uniform number and
+    one donor per position, drawn first), so for one seed the frames swapped at a smaller p
+    are a subset of those swapped at a larger p, with the same donors: a sweep over p is paired.
+    Returns (perturbed copy, bool mask of replaced positions).
     """
-    b_count, t_count = valid.shape
     out = frames.copy()
     replaced = np.zeros(valid.shape, bool)
-    if p <= 0:
-        return out, replaced
-    chosen = (rng.random(valid.shape) < p) & valid
+    uniform = rng.random(valid.shape)
     donors_b, donors_t = np.nonzero(valid)
     donor_ep = episode[donors_b]
     donor_pos = start[donors_b] + donors_t
-    for b, t in zip(*np.nonzero(chosen)):
+    picks = rng.random(valid.shape)
+    for b, t in zip(*np.nonzero(valid)):
+        if not uniform[b, t] < p:
+            continue
         ok = (donor_ep != episode[b]) | (np.abs(donor_pos - (start[b] + t)) >= min_distance)
         candidates = np.flatnonzero(ok)
         if len(candidates) == 0:
             continue  # nothing far enough in this batch: the frame stays
-        k = candidates[rng.integers(len(candidates))]
+        k = candidates[min(int(picks[b, t] * len(candidates)), len(candidates) - 1)]
         out[b, t] = frames[donors_b[k], donors_t[k]]
         replaced[b, t] = True
     return out, replaced

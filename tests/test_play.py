@@ -181,7 +181,7 @@ def test_window_without_display_says_how_to_run_headless(tiny_run, tmp_path):
 def test_outpost_random_baseline_reports_progress(tmp_path):
     """On the NES cartridge the progress number reads level/screen/scroll from RAM."""
     code, report = run_json("play", "bot:random", "--game", "Outpost-Nes", "--episodes", 2, "--workers", 2,
-                            "--max-steps", 300, "--episode-until", "game-over", "--out", tmp_path / "o")
+                            "--max-steps", 150, "--episode-until", "game-over", "--out", tmp_path / "o")
     assert code == 0, report
     summary = report["policies"]["random"]
     assert summary["episodes"] == 2 and summary["progress_max"] > 0 and summary["score_mean"] is not None
