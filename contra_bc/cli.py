@@ -38,7 +38,9 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
@@ -312,12 +314,107 @@ def _games_of(recs) -> set:
 
 @app.command()
 @handle_errors
-def annotate():
+def annotate(
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Gemini model "
+                                        "(default: $CONTRA_BC_GEMINI_MODEL, else gemini-3-flash-preview)."),
+    prompt: Optional[Path] = typer.Option(None, "--prompt", help="Prompt file to use instead of the packaged "
+                                          "annotate-v1.md (a `prompt-version: NAME` line names its version)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Write DIR/<recording>.annotations.json "
+                                           "instead of <recording>/annotations.json."),
+    from_table: Optional[Path] = typer.Option(None, "--from-table", help="Import a hand-written "
+                                              "`| Start | End | Text |` table (MM:SS) for ONE recording; no network."),
+    window_seconds: float = typer.Option(60.0, "--window-seconds", help="Split recordings into clips this long."),
+    sample_fps: float = typer.Option(5.0, "--sample-fps", help="Frames per second Gemini samples from the clip "
+                                     "(its default of 1 is too coarse for a fast game)."),
+    media_resolution: str = typer.Option("medium", "--media-resolution", help="low, medium or high (tokens per frame)."),
+    thinking_level: str = typer.Option("low", "--thinking-level", help="minimal, low, medium, high, or off."),
+    max_output_tokens: int = typer.Option(16384, "--max-output-tokens", help="Answer budget per clip (thinking included)."),
+    cooldown: float = typer.Option(8.0, "--cooldown", help="Seconds between instruction starts, enforced across clips."),
+    inline_max_mb: float = typer.Option(15.0, "--inline-max-mb", help="Send clips whose request would exceed this "
+                                        "many MB through the Files API instead of inline (0: always Files API)."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds before one HTTP request is abandoned (then retried)."),
+    retries: int = typer.Option(5, "--retries", min=0, help="Retries for 429, 5xx and network errors."),
+    retry_base: float = typer.Option(2.0, "--retry-base", hidden=True, help="First backoff delay in seconds."),
+    file_active_timeout: float = typer.Option(300.0, "--file-active-timeout", help="Seconds to wait for an "
+                                              "uploaded clip to become ACTIVE."),
+    concurrency: int = typer.Option(4, "--concurrency", help="Recordings annotated at the same time."),
+    price_input: float = typer.Option(0.50, "--price-input", help="USD per million input tokens (for the cost report)."),
+    price_output: float = typer.Option(3.00, "--price-output", help="USD per million output+thinking tokens."),
+    force: bool = typer.Option(False, "--force", help="Re-annotate even if an annotations file is already there."),
+    batch: bool = typer.Option(False, "--batch", help="Send all clips as Gemini Batch API jobs (half price, "
+                               "slower: hours), poll until done."),
+    batch_timeout: float = typer.Option(86400.0, "--batch-timeout", help="Seconds to wait for a batch job; "
+                                        "it is cancelled after that (or on Ctrl-C)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+):
     """Gemini writes timestamped task instructions for recordings.
 
-    Exit codes: 3 not built yet.
+    Each recording is cut into clips (--window-seconds), encoded as a compressed MP4
+    and sent to Gemini with the packaged prompt; the JSON answer is checked (times,
+    order, text), moved onto the recording's clock and written as an annotations file
+    with provenance (model, prompt version, settings, tokens, estimated cost). Rejected
+    entries are kept under "rejected" with a reason. Needs GEMINI_API_KEY (or
+    GOOGLE_API_KEY) in the environment. Files that already match the video, prompt and
+    model are skipped, so a stopped run resumes; --force redoes them.
+
+    Examples:
+
+    `GEMINI_API_KEY=... contra-bc annotate runs/expert --concurrency 4`
+
+    `GEMINI_API_KEY=... contra-bc annotate runs/big-session --batch`
+
+    `contra-bc annotate runs/expert/episode-0000 --from-table examples/outpost-level1-annotations.md`
+
+    Exit codes: 0 all annotated or up to date, 1 some recordings failed (listed), 2 bad input
+    (no API key, bad table, not a recording), 130 interrupted (finished files are kept).
     """
-    not_built("annotate", "issue: annotate")
+    from contra_bc import annotate as annotate_lib
+    from contra_bc.annotate.gemini import default_model
+    from contra_bc.ui import err, print_json, progress
+
+    if from_table is not None:
+        result = annotate_lib.import_table(paths, from_table, out_dir=out_dir, force=force)
+        results = [result]
+    else:
+        settings = annotate_lib.Settings(
+            model=model or default_model(), prompt_file=prompt, out_dir=out_dir,
+            window_seconds=window_seconds, sample_fps=sample_fps, media_resolution=media_resolution.lower(),
+            thinking_level=None if thinking_level.lower() == "off" else thinking_level.lower(),
+            max_output_tokens=max_output_tokens, cooldown_s=cooldown, inline_max_mb=inline_max_mb,
+            timeout_s=timeout, retries=retries, retry_base_s=retry_base, file_active_timeout_s=file_active_timeout,
+            concurrency=concurrency, price_input=price_input, price_output=price_output, force=force,
+            batch=batch, batch_timeout_s=batch_timeout)
+        with progress() as bar:
+            task = bar.add_task("annotate", total=None)
+            results = annotate_lib.annotate(paths, settings, on_result=lambda r: bar.advance(task))
+            bar.update(task, total=len(results), completed=len(results))
+    if json_out:
+        print_json(results)
+    else:
+        rows = [{"recording": Path(r["recording"]).name, "status": r["status"], "entries": r["entries"],
+                 "rejected": r["rejected"], "windows": r["windows"], "tokens in": r["prompt_tokens"],
+                 "tokens out": r["output_tokens"], "cost USD": f"{r['cost_usd']:.4f}"} for r in results]
+        if len(rows) > 1:
+            rows.append({"recording": "total", "status": "", "entries": sum(r["entries"] for r in results),
+                         "rejected": sum(r["rejected"] for r in results), "windows": sum(r["windows"] for r in results),
+                         "tokens in": sum(r["prompt_tokens"] for r in results),
+                         "tokens out": sum(r["output_tokens"] for r in results),
+                         "cost USD": f"{sum(r['cost_usd'] for r in results):.4f}"})
+        _table(rows, "annotate")
+        from rich.markup import escape
+
+        for r in results:
+            if r["status"] == "error":
+                err.print(f"[red]error[/] {escape(r['recording'])}: {escape(r['message'])}", soft_wrap=True,
+                          highlight=False)
+            elif r["message"] and r["status"] != "up to date":
+                err.print(f"[yellow]{r['status']}[/] {escape(r['recording'])}: {escape(r['message'])}",
+                          soft_wrap=True, highlight=False)
+            elif r["status"] == "annotated":
+                err.print(f"wrote {r['out']}", highlight=False)
+    if any(r["status"] == "error" for r in results):
+        raise typer.Exit(1)
 
 
 @app.command("build-dataset")
@@ -492,6 +589,43 @@ def causality_score():
     Exit codes: 3 not built yet.
     """
     not_built("causality-score", "issue: causality-score")
+
+
+# ---------------------------------------------------------------- export
+@app.command("export")
+@handle_errors
+def export(
+    recording: Path = typer.Argument(..., help="A complete recording directory."),
+    to: Path = typer.Option(..., "--to", help="The movie to write: NAME.bk2 or NAME.fm2 (never overwritten)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Write a recording as an emulator movie: .bk2 (BizHawk, stable-retro) or .fm2 (FCEUX, NES).
+
+    Each step becomes `frames_per_step` identical frames, after one empty frame 0 (the reset frame).
+    Both formats keep player-1 buttons frame by frame; they lose the video, the frame/RAM hashes,
+    the variables, events and annotations (import the movie again and run `replay-verify` to get
+    them back).
+
+    **.bk2** keeps the start state as Core.bin (a stable-retro state, so stable-retro plays it back
+    frame for frame), the ROM SHA-1, the platform and a LogKey naming the columns. BizHawk cannot load
+    stable-retro states: it plays only power-on recordings (those imported from power-on movies).
+
+    **.fm2** (NES only) keeps the ROM MD5 and name; FCEUX starts movies at power-on and cannot load
+    stable-retro states, so only power-on recordings (imported from power-on movies) can be exported.
+
+    Example: `contra-bc export runs/tas --to tas.bk2`
+
+    Exit codes: 0 written, 2 bad input (incomplete recording, existing file, .fm2 of a non-power-on run).
+    """
+    from contra_bc.movies import export_recording
+    from contra_bc.ui import err, print_json
+
+    summary = export_recording(recording, to)
+    if json_out:
+        print_json(summary)
+        return
+    _table([summary], "export")
+    err.print(f"wrote {to}")
 
 
 if __name__ == "__main__":

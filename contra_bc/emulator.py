@@ -80,6 +80,11 @@ def _buttons_for(platform: str) -> tuple:
     raise UserError(f"stable-retro knows no platform {platform!r}.")
 
 
+def platform_buttons(platform: str) -> list:
+    """stable-retro's button order for a platform (None marks an unused bit)."""
+    return list(_buttons_for(platform))
+
+
 def list_games() -> list[Game]:
     """All games in the registry, sorted by name."""
     return [get_game(p.stem) for p in sorted(GAMES_DIR.glob("*.json"))]
@@ -236,6 +241,8 @@ class Emulator:
         for name, spec in self.game.variables.items():
             self._data.set_variable(name, dict(spec))
         self.buttons = list(self.game.buttons)
+        # Captured before any frame runs: the start of power-on movies (.fm2, BizHawk .bk2).
+        self._power_on_state = self._em.get_state()
         self._mask = np.zeros(len(self.buttons), np.uint8)
         self.frames = 0
 
@@ -257,6 +264,15 @@ class Emulator:
 
     def get_state(self) -> bytes:
         return self._em.get_state()
+
+    def power_on_state(self) -> bytes:
+        """The state right after power-on, before any frame (``reset`` it to boot the game)."""
+        return self._power_on_state
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second of the console (NES ~60.1, Genesis ~59.92)."""
+        return float(self._em.get_screen_rate())
 
     def set_state(self, raw: bytes) -> None:
         """Restore exact emulator state (the screen stays stale until the next step)."""

@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli
+from conftest import needs_outpost, run_cli
 
 GAME = "Airstriker-Genesis-v0"
 STEPS = 120
@@ -211,6 +212,32 @@ def test_deterministic_bytes(recs, built, tmp_path):
     assert b"created_at" not in first["meta/info.json"]
 
 
+def test_interrupted_build_resumes(recs, built, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from conftest import cli_env
+
+    out = tmp_path / "resumed"
+    args = [sys.executable, "-m", "contra_bc", "build-dataset", recs["base"] / "air", recs["corrected"],
+            "--out", out, "--val-fraction", "0.25", "--workers", "1"]
+    proc = subprocess.Popen(list(map(str, args)), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("resumed.partial-*/data/chunk-000/file-000.parquet")) and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert not out.exists() and "rerun the same command to resume" in stderr
+    partial = list(tmp_path.glob("resumed.partial-*"))
+    assert len(partial) == 1 and not list(partial[0].rglob(".*tmp"))  # no half-written shard
+    done = run_cli(*args[3:], check=True)
+    assert "resuming" in done.stderr and not partial[0].exists()
+    first, second = _tree_bytes(built[0]), _tree_bytes(out)
+    assert first.keys() == second.keys() and all(first[k] == second[k] for k in first)
+
+
 def test_append_keeps_old_shards(recs, tmp_path):
     from contra_bc.dataset.loader import DatasetReader
 
@@ -292,3 +319,57 @@ def test_verify_drops_diverging_recording(recs, tmp_path):
     edited = next(r for r in report["recordings"] if r["name"] == "edited")
     assert edited["status"] == "dropped" and "diverged at step" in edited["reason"]
     assert report["episodes_total"] == 1
+
+
+def test_preprocess_frame_equals_dense_box_filter():
+    """preprocess_frame applies only the non-zero taps; it must equal the dense product exactly."""
+    from contra_bc.preprocess import _SHIFT, _weights, preprocess_frame
+
+    def dense(screen, size):
+        h, w = screen.shape[:2]
+        wy, wx = _weights(h, size).astype(np.float64), _weights(w, size).astype(np.float64)
+        rows = (wy @ screen.reshape(h, w * 3).astype(np.float64)).reshape(size, w, 3).transpose(0, 2, 1)
+        out = (rows @ wx.T).transpose(0, 2, 1).astype(np.int64)
+        return np.clip((out + (1 << (2 * _SHIFT - 1))) >> (2 * _SHIFT), 0, 255).astype(np.uint8)
+
+    rng = np.random.default_rng(7)
+    for shape in [(224, 240, 3), (224, 320, 3), (192, 192, 3), (100, 150, 3)]:
+        for screen in [rng.integers(0, 256, shape, dtype=np.uint8), np.full(shape, 255, np.uint8),
+                       np.zeros(shape, np.uint8)]:
+            for size in (192, 64):
+                assert np.array_equal(preprocess_frame(screen, size), dense(screen, size)), (shape, size)
+
+
+@needs_outpost
+def test_outpost_nes_frames_bitwise(tmp_path):
+    """NES screens (224x240) through the same path: build, then compare with a replay."""
+    from contra_bc.dataset.loader import DatasetReader
+
+    rec = tmp_path / "nes"
+    cli("record", "--input", "bot:random", "--game", "Outpost-Nes", "--out", rec, "--max-steps", 100,
+        "--episode-until", "never")
+    _, report = build(rec, "--out", tmp_path / "d", "--no-filter")
+    ds = DatasetReader(tmp_path / "d")
+    assert ds.info["game"] == "Outpost-Nes" and ds.info["buttons"][1] is None
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        expected = pool.apply(replay_screens, (str(rec),))
+    assert np.array_equal(ds.read(0, 0, ds.episodes[0]["length"])["frame"], expected)
+
+
+def test_annotations_from_the_annotate_cli(recs, tmp_path):
+    """`annotate --from-table --out-dir DIR` output is read by `build-dataset --annotations DIR`."""
+    from contra_bc.dataset.loader import DatasetReader
+
+    table = tmp_path / "table.md"
+    table.write_text("| Start | End | Text |\n|---|---|---|\n| 00:01 | 00:02 | Fly up to the top lane. |\n"
+                     "| 00:03 |  | Keep firing at the incoming wave. |\n")
+    adir = tmp_path / "ann"
+    cli("annotate", recs["air"][2], "--from-table", table, "--out-dir", adir)
+    assert (adir / f"{recs['air'][2].name}.annotations.json").is_file()
+    _, report = build(recs["air"][2], "--out", tmp_path / "d", "--annotations", adir, "--require-annotations")
+    assert report["recordings"][0]["annotated"] is True
+    ds = DatasetReader(tmp_path / "d")
+    text = ds.read(0, 0, STEPS)["text"].tolist()
+    fly, fire = ds.texts.index("Fly up to the top lane."), ds.texts.index("Keep firing at the incoming wave.")
+    # 20 Hz: 00:01 is step 20, 00:02 ends at step 40 (inclusive), 00:03 starts at step 60, open end
+    assert text == [-1] * 20 + [fly] * 21 + [-1] * 19 + [fire] * 60

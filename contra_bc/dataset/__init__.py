@@ -1,4 +1,4 @@
-"""`contra-bc build-dataset` and the training loader (see docs/formats-dataset.md).
+"""`contra-bc build-dataset` and the training loader (see docs/formats.md).
 
     contra_bc.dataset.build    recordings + annotations -> dataset shards
     contra_bc.dataset.quality  the episode quality filter

@@ -107,7 +107,7 @@ def convert(job: ConvertJob) -> dict:
 
 
 # ---------------------------------------------------------------- scan
-def _annotations_for(rec, opts: BuildOptions) -> tuple[dict | None, str | None]:
+def _annotations_for(rec, opts: BuildOptions, video: str) -> tuple[dict | None, str | None]:
     path = ann.annotations_path(rec.path, Path(opts.annotations_dir) if opts.annotations_dir else None)
     if not path.is_file():
         if opts.require_annotations:
@@ -117,7 +117,6 @@ def _annotations_for(rec, opts: BuildOptions) -> tuple[dict | None, str | None]:
         return None, None
     doc = ann.read_annotations(path)
     ref = doc.get("recording") or {}
-    video = ann.video_sha1(rec.path)
     problems = []
     if ref.get("steps") != rec.n_steps:
         problems.append(f"{ref.get('steps')} steps (the recording has {rec.n_steps})")
@@ -144,13 +143,13 @@ def scan(path: Path, opts: BuildOptions) -> dict:
             "start_state_sha1": meta.get("start_state_sha1"), "steps_sha1": steps_sha1(path),
             "video_sha1": ann.video_sha1(path), "annotated": False, "annotations_sha1": None}
     if not rec.complete and not opts.include_incomplete:
-        item.update(status="skipped", reason=f"incomplete recording ({meta.get('status', 'interrupted')}, "
-                                             f"{rec.n_steps} steps); --include-incomplete keeps its prefix")
+        item.update(status="skipped", reason=f"incomplete recording (meta complete=false, {rec.n_steps} steps "
+                                             f"recorded); --include-incomplete keeps them")
         return item
     if rec.n_steps == 0:
         item.update(status="skipped", reason="no steps")
         return item
-    doc, doc_sha1 = _annotations_for(rec, opts)
+    doc, doc_sha1 = _annotations_for(rec, opts, item["video_sha1"])
     item["texts"] = ann.text_per_step(doc, rec.n_steps) if doc else [None] * rec.n_steps
     item["annotated"], item["annotations_sha1"] = doc is not None, doc_sha1
     actions = rec.actions
@@ -200,7 +199,7 @@ def _plan_hash(jobs: list[ConvertJob]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
-def _verify(items: list[dict], workers: int, log) -> None:
+def _verify(items: list[dict], workers: int) -> None:
     from contra_bc.parallel import run_many
     from contra_bc.replay import VerifyJob, verify
     from contra_bc.ui import progress
@@ -266,7 +265,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
         else:
             seen[key] = it["name"]
     if opts.verify:
-        _verify(items, workers, log)
+        _verify(items, workers)
 
     new = [it for it in items if it["status"] == "added"]
     splits = assign_splits(len(new), [e["split"] for e in existing_eps], opts.val_fraction, opts.seed)
@@ -323,6 +322,8 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
         root = out.with_name(f"{out.name}.partial-{_plan_hash(jobs)[:12]}")
         if root.exists():
             log(f"resuming the unfinished build in {root}")
+            for stray in root.rglob(".*.tmp"):  # a shard cut off by kill -9: redo it
+                stray.unlink()
         root.mkdir(parents=True, exist_ok=True)
         for j in jobs:
             j.out_file = str(root / j.out_file)
@@ -343,6 +344,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
             log(f"interrupted: finished shards are kept in {root}; rerun the same command to resume")
         raise
     fmt.write_meta(root, info=info, episodes=episodes, texts=texts)
+    fmt.validate_dataset(root)
     if not existing_info:
         if out.exists():
             out.rmdir()  # an empty directory the user made for us

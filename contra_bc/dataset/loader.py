@@ -69,7 +69,7 @@ class DatasetReader:
         pf = self._files.get(rel)
         if pf is None:
             try:
-                pf = pq.ParquetFile(self.path / rel)
+                pf = pq.ParquetFile(self.path / rel, memory_map=True)
             except (FileNotFoundError, OSError) as exc:
                 raise UserError(f"{self.path / rel} is missing or unreadable ({exc}); the dataset is damaged. "
                                 f"Rebuild it with `contra-bc build-dataset`.") from None
@@ -86,7 +86,8 @@ class DatasetReader:
             return hit
         pf, _ = self._file(rel)
         table = pf.read_row_group(g, columns=_COLUMNS, use_threads=False)
-        frames = table.column("frame").combine_chunks()
+        column = table.column("frame")
+        frames = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         width = int(np.prod(self.frame_shape))
         raw = np.frombuffer(frames.buffers()[1], np.uint8, count=len(frames) * width,
                             offset=frames.offset * width)
@@ -160,8 +161,9 @@ class WindowDataset(Dataset):
         n = min(self.window, length - start)
         rows = self.reader.read(episode, start, start + n)
         t = self.window
-        frames = np.zeros((t,) + self.reader.frame_shape, np.uint8)
+        frames = np.empty((t,) + self.reader.frame_shape, np.uint8)
         frames[:n] = rows["frame"]
+        frames[n:] = 0
         actions = np.zeros(t, np.int64)
         actions[:n] = rows["action"]
         text = np.full(t, -1, np.int64)

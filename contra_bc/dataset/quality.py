@@ -5,7 +5,7 @@ side-scroller holding RIGHT for most of a run is normal play, so here the
 direction pad is exempt from the hold rule; what we catch is stuck input (a
 non-direction button never released for most of the episode, or the very same
 action for the whole episode) and too little interaction (few action changes
-per minute). Defaults and the data behind them: docs/formats-dataset.md.
+per minute). Defaults and the data behind them: docs/formats.md.
 """
 
 from __future__ import annotations

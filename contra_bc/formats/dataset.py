@@ -11,7 +11,7 @@
 Every parquet file is written with fixed settings (zstd, no dictionary, fixed row
 groups) and no timestamps, so the same inputs give the same bytes. Files are
 written under temp names and renamed; info.json is written last, so a directory
-without a valid info.json is not a dataset. See docs/formats-dataset.md.
+without a valid info.json is not a dataset. See docs/formats.md.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ VERSION = 1
 INFO = Path("meta/info.json")
 EPISODES = Path("meta/episodes.parquet")
 TEXTS = Path("meta/texts.parquet")
-ROW_GROUP_ROWS = 64
+ROW_GROUP_ROWS = 32  # a stride-aligned 32-step window reads exactly one row group
 FILES_PER_CHUNK = 1000
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3

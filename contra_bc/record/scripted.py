@@ -85,28 +85,88 @@ class _FileSource:
         return a
 
 
+# `contra-bc record --game` defaults to this; for a movie that default means "not given".
+RECORD_DEFAULT_GAME = "Outpost-Nes"
+# `contra-bc record --hz` default; a movie's hz is its console frame rate / frames_per_step.
+RECORD_DEFAULT_HZ = 20.0
+
+
 def make_source(spec: str, game, seed: int):
-    """``bot:NAME`` or an action file; returns (source, description)."""
+    """``bot:NAME``, an action file or a movie (.bk2/.fm2); returns (source, description).
+
+    A movie names its own game (checked by ROM hash); ``game`` must agree with it
+    unless it is the default of ``record --game``.
+    """
     if spec.startswith("bot:"):
         from contra_bc.bots import make_bot
 
         return make_bot(spec[4:], game, seed), f"{spec} seed={seed}"
+    from contra_bc import movies
+
+    if movies.is_movie(spec):
+        movie, _ = _read_movie_for(spec, game.name)
+        return _FileSource(movies.movie_steps(movie, 1).actions), _movie_detail(movie)
     return _FileSource(read_action_file(Path(spec), list(game.buttons))), f"file:{Path(spec).name}"
+
+
+def _read_movie_for(spec: str, game_name: str | None):
+    from contra_bc import movies
+
+    movie = movies.read_movie(Path(spec))
+    movie_game = movies.identify_game(movie)
+    if game_name and game_name not in (movie_game.name, RECORD_DEFAULT_GAME):
+        raise UserError(f"{spec} is a movie of {movie_game.name} (by its ROM hash), but --game says "
+                        f"{game_name}. A movie brings its own game: leave --game out or pass "
+                        f"--game {movie_game.name}.")
+    return movie, movie_game
+
+
+def _movie_detail(movie) -> str:
+    return f"movie:{movie.path.name} ({movie.kind}, {len(movie.frames)} frames, starts at {movie.start})"
+
+
+def _prepare_movie(job: RecordJob, emu_for):
+    """(game, emulator, source, detail, start state, hz, extra meta) for a movie job."""
+    from contra_bc import movies
+
+    movie, game = _read_movie_for(job.input, job.game)
+    if job.state:
+        where = "power-on" if movie.start_state is None else "the state in its Core.bin"
+        raise UserError(f"{job.input} is a movie and starts where the movie starts ({where}); "
+                        f"drop --state {job.state}.")
+    plan = movies.movie_steps(movie, job.frames_per_step)
+    emu = emu_for(game)
+    hz = emu.frame_rate / job.frames_per_step
+    if abs(job.hz - RECORD_DEFAULT_HZ) > 1e-9 and abs(job.hz - hz) > 0.01 * hz:
+        raise UserError(f"--hz {job.hz:g} does not fit the movie: its frames run at {emu.frame_rate:.4f} fps, so "
+                        f"steps of {job.frames_per_step} frame(s) are {hz:.4f} Hz. Leave --hz out for movies.")
+    start = emu.power_on_state() if movie.start_state is None else movie.start_state
+    extra = {"start": movie.start,
+             "movie": {"file": movie.path.name, "format": movie.kind, "frames_total": plan.frames_total,
+                       "frames_used": plan.frames_used, "game_name": movie.game_name,
+                       "rom_sha1": movie.rom_sha1, "rom_md5": movie.rom_md5, "notes": plan.notes}}
+    return game, emu, _FileSource(plan.actions), _movie_detail(movie), start, hz, extra
 
 
 def record_job(job: RecordJob, on_step=None) -> dict:
     """Record one episode; returns its final meta. Ctrl-C/SIGTERM finish it as incomplete."""
+    from contra_bc import movies
     from contra_bc.parallel import shared_emulator
 
-    game = get_game(job.game)
-    source, detail = make_source(job.input, game, job.seed)
-    emu = shared_emulator(game)
+    extra = {"episode_until": job.until, "seed": job.seed}
+    if movies.is_movie(job.input):
+        game, emu, source, detail, start, hz, movie_meta = _prepare_movie(job, shared_emulator)
+        extra.update(movie_meta)
+    else:
+        game = get_game(job.game)
+        source, detail = make_source(job.input, game, job.seed)
+        emu = shared_emulator(game)
+        start, hz = job.state or game.default_state, job.hz
     runner = EpisodeRunner(emu, frames_per_step=job.frames_per_step, until=job.until)
-    frame = runner.reset(job.state or game.default_state)
+    frame = runner.reset(start)
     source.reset(emu)
-    writer = runner.open_writer(Path(job.out), source="script", source_detail=detail, hz=job.hz,
-                                extra={"episode_until": job.until, "seed": job.seed})
-    period = 1.0 / job.hz
+    writer = runner.open_writer(Path(job.out), source="script", source_detail=detail, hz=hz, extra=extra)
+    period = 1.0 / hz
     end_reason = "max_steps"
     with StopSignals() as stop:
         next_tick = time.perf_counter()

@@ -1,0 +1,184 @@
+"""A frame-precise expert for the Outpost-Nes cartridge.
+
+Rules read the level from RAM and propose short moves (run, hop, full jump, wait, back off);
+a depth-first search over exact save states keeps only moves the player survives, looking a
+margin beyond what it commits to so it never walks into a death it cannot escape. Fire is a
+pattern of 1-2 frame B taps every 3-4 frames, which the gate's regenerating HP requires.
+The seed picks fire rhythm, run lengths, jump holds and take-off points: different runs,
+all valid.
+
+    emu = Emulator("Outpost-Nes"); emu.reset("Level1")
+    bot = ExpertOutpost(seed=3)
+    bot.reset(emu)
+    while not done:
+        emu.step(bot.act(emu))
+
+`emu` is a contra_bc.emulator.Emulator (anything with ram(), get_state(), set_state(),
+step(action, frames)); the search always restores the state it started from.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Callable, Optional
+
+B, SELECT, START, UP, DOWN, LEFT, RIGHT, A = 1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8
+
+# RAM addresses (see docs/cartridge.md)
+LEVEL_ROUTINE, BOSS_DEFEATED, SCREEN, PLAYER_X, PLAYER_STATE = 0x2C, 0x3B, 0x64, 0x65, 0x90
+DEATH_FLAG, PLAYER_Y, ON_GROUND, TERRAIN = 0xB4, 0x16, 0x1B, 0x300
+
+COMMIT_FRAMES = 60      # frames of plan handed out per search
+MARGIN_FRAMES = 60      # the plan must also survive this far beyond the committed part
+MAX_SIMULATIONS = 400   # candidate moves tried per search before settling for the longest
+
+Move = Callable[[int, "object"], Optional[int]]
+
+
+def _run(n: int, direction: int = RIGHT) -> Move:
+    return lambda i, ram: direction if i < n else None
+
+
+def _jump(lead: int, hold: int, direction: int = RIGHT) -> Move:
+    """Run `lead` frames, press A for `hold` frames, keep running until landed."""
+    def move(i, ram):
+        if i < lead:
+            return direction
+        if i < lead + hold:
+            return direction | A
+        if ram[ON_GROUND] == 1 or i > lead + hold + 90:
+            return None
+        return direction
+    return move
+
+
+class ExpertOutpost:
+    def __init__(self, seed: int, game=None):
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.fire_period = self.rng.choice([3, 4])
+        self.fire_press = self.rng.choice([1, 2]) if self.fire_period == 4 else 1
+        self.fire_phase = self.rng.randrange(self.fire_period)
+        self.frame = 0
+        self.plan: deque = deque()
+
+    def reset(self, emu) -> None:
+        self.rng = random.Random(self.seed)
+        self.frame = 0
+        self.plan.clear()
+
+    # -- per-frame decision ---------------------------------------------------------------
+    def act(self, emu) -> int:
+        ram = emu.ram()
+        frame = self.frame
+        self.frame += 1
+        if ram[LEVEL_ROUTINE] != 4 or ram[PLAYER_STATE] != 1 or ram[BOSS_DEFEATED]:
+            self.plan.clear()
+            return 0
+        if self.plan and self.plan[0][1] != self._where(ram):
+            self.plan.clear()  # someone else moved the game: plan again from here
+        if not self.plan:
+            self.plan.extend(self._search(emu, frame))
+        if not self.plan:
+            return RIGHT | self._fire(frame)
+        return self.plan.popleft()[0]
+
+    def _fire(self, frame: int) -> int:
+        return B if (frame - self.fire_phase) % self.fire_period < self.fire_press else 0
+
+    @staticmethod
+    def _where(ram):
+        return int(ram[SCREEN]), int(ram[PLAYER_X]), int(ram[PLAYER_Y])
+
+    # -- search ----------------------------------------------------------------------------
+    def _search(self, emu, frame0: int) -> list:
+        start = emu.get_state()
+        target = COMMIT_FRAMES + MARGIN_FRAMES
+        budget = [MAX_SIMULATIONS]
+        best: list = []
+
+        def dfs(state, steps):
+            nonlocal best
+            if len(steps) > len(best):
+                best = steps
+            if len(steps) >= target or (steps and steps[-1][2]):
+                return steps
+            emu.set_state(state)
+            ram = emu.ram()
+            for move in self._candidates(ram):
+                if budget[0] <= 0:
+                    return None
+                budget[0] -= 1
+                emu.set_state(state)
+                seg = self._simulate(emu, move, frame0 + len(steps))
+                if seg is None:
+                    continue
+                found = dfs(emu.get_state(), steps + seg)
+                if found is not None:
+                    return found
+            return None
+
+        found = dfs(start, [])
+        emu.set_state(start)
+        steps = found if found is not None else best
+        if steps and steps[-1][2]:
+            return [(a, w) for a, w, _ in steps]
+        return [(a, w) for a, w, _ in steps[:COMMIT_FRAMES]]
+
+    def _simulate(self, emu, move: Move, frame: int):
+        """Play one move; None if the player dies, else [(action, where_before, won)]."""
+        seg = []
+        ram = emu.ram()
+        i = 0
+        while True:
+            base = move(i, ram)
+            if base is None:
+                return seg
+            action = base | self._fire(frame + i)
+            where = self._where(ram)
+            emu.step(action)
+            ram = emu.ram()
+            if ram[PLAYER_STATE] == 2 or ram[DEATH_FLAG] & 1:
+                return None
+            won = bool(ram[BOSS_DEFEATED])
+            seg.append((action, where, won))
+            if won:
+                return seg
+            i += 1
+
+    def _candidates(self, ram) -> list:
+        """Moves to try, best first: rules for the next hazard, then seeded fallbacks."""
+        rng = self.rng
+        centre = int(ram[PLAYER_X]) + 4
+        terrain = bytes(ram[TERRAIN:TERRAIN + 32])
+        hazard, distance = None, 999
+        for col in range(32):
+            code = chr(terrain[col])
+            if code in " ^*" and col * 8 + 8 > centre:
+                hazard, distance = code, col * 8 - centre
+                break
+        moves: list = []
+        if distance > 56:
+            moves.append(_run(rng.randint(8, min(28, distance - 44))))
+        elif hazard == " ":
+            leads = list(range(0, max(1, distance - 1)))
+            rng.shuffle(leads)
+            moves += [_jump(k, rng.randint(16, 20)) for k in leads[:6]]
+        elif hazard == "*":  # a mine under a laser ceiling: only a low hop fits
+            leads = list(range(0, max(1, distance + 2)))
+            rng.shuffle(leads)
+            moves += [_jump(k, rng.choice([1, 2])) for k in leads[:6]]
+        else:  # an open mine field: any jump that is long enough
+            leads = list(range(0, max(1, distance + 2)))
+            rng.shuffle(leads)
+            moves += [_jump(k, rng.choice([1, 2, rng.randint(3, 20)])) for k in leads[:8]]
+        fallbacks = [
+            _run(rng.randint(4, 12)),
+            _jump(rng.randint(0, 8), rng.choice([1, 2])),
+            _jump(rng.randint(0, 8), rng.choice([1, 2])),
+            _jump(rng.randint(0, 6), rng.randint(16, 20)),
+            _run(rng.randint(4, 10), direction=LEFT),
+            _run(rng.randint(4, 16), direction=0),
+            _jump(0, rng.choice([1, 2]), direction=0),
+        ]
+        return moves + fallbacks
