@@ -109,17 +109,29 @@ def record(
     input: Optional[str] = typer.Option(None, "--input", "-i", help="bot:NAME, an action file (.csv/.parquet: "
                                         "column `action` bitmask or `buttons` like RIGHT+A), or a movie (.bk2/.fm2). "
                                         "Without it, opens the interactive window for a human."),
-    game: str = typer.Option("Outpost-Nes", "--game", "-g", help="Game from `contra-bc games`."),
+    game: Optional[str] = typer.Option(None, "--game", "-g", help="Game from `contra-bc games` (default: "
+                                       "Outpost-Nes; a movie brings its own)."),
     state: Optional[str] = typer.Option(None, "--state", "-s", help="Start state (default: the game's first)."),
-    out: Path = typer.Option(..., "--out", "-o", help="New recording directory (or session folder with --episodes)."),
-    hz: float = typer.Option(20.0, "--hz", help="Steps per second the recording represents (and the pace of the window)."),
+    out: Path = typer.Option(..., "--out", "-o", help="New recording directory; a session folder of "
+                             "OUT/episode-NNNN with --episodes or the window."),
+    hz: Optional[float] = typer.Option(None, "--hz", help="Steps per second the recording represents and the pace "
+                                       "of the window (default 20; a movie: its frame rate / frames per step)."),
     frames_per_step: int = typer.Option(1, "--frames-per-step", min=1, help="Emulator frames per step."),
-    max_steps: int = typer.Option(6000, "--max-steps", min=1, help="Stop after this many steps."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop an episode after this many "
+                                            "steps (default: 6000 scripted, no limit in the window)."),
     seed: int = typer.Option(0, "--seed", help="Seed for bots (episode i uses seed+i)."),
-    episodes: int = typer.Option(1, "--episodes", min=1, help="Record this many episodes into OUT/episode-NNNN."),
+    episodes: Optional[int] = typer.Option(None, "--episodes", min=1, help="Record this many episodes into "
+                                           "OUT/episode-NNNN (default: 1 scripted; in the window, until you stop)."),
     until: str = typer.Option("level", "--episode-until", help="End an episode at: life, level, game-over, never."),
     realtime: bool = typer.Option(False, "--realtime", help="Pace scripted input at --hz (default: as fast as possible)."),
     workers: int = typer.Option(0, "--workers", help="Parallel processes for --episodes (0: one per core)."),
+    scale: int = typer.Option(3, "--scale", min=1, max=8, help="Window: integer zoom, nearest-neighbour pixels."),
+    keymap: Optional[Path] = typer.Option(None, "--keymap", help="Window: TOML file overriding the key map "
+                                          "([keys] and [gamepad] tables; see below)."),
+    countdown: float = typer.Option(3.0, "--countdown", min=0, help="Window: seconds of countdown before each "
+                                    "episode and after a pause."),
+    resume: bool = typer.Option(False, "--resume", help="Window: continue the session in OUT; new episodes are "
+                                "numbered after the ones there, which are never touched."),
     json_out: bool = typer.Option(False, "--json", help="Print the recordings' meta as JSON."),
 ):
     """Record episodes: scripted input headless, or a human in a 20 Hz window.
@@ -130,18 +142,42 @@ def record(
 
     `contra-bc record --input actions.csv --game Airstriker-Genesis-v0 --out runs/a1`
 
-    Exit codes: 0 recorded, 2 bad input, 130 interrupted (the flushed prefix is kept, marked incomplete).
+    `contra-bc record --game Outpost-Nes --out sessions/alice --episode-until life` (a human plays in a window)
+
+    **The window** runs one emulator step per tick (`--hz 20`: every 50 ms; `--hz 60` is normal speed;
+    `--hz 20 --frames-per-step 3` also normal speed with a decision every 3 frames). The buttons held at
+    the tick, plus any pressed and released since the previous tick, are that step's action. Under no
+    display, run it as `xvfb-run -a contra-bc record ...`.
+
+    **Keys** (RetroArch-like): arrows = d-pad, Z or J = B, X or K = A, Enter = START,
+    Right Shift = SELECT (Genesis also: C or L = C, A/S/D = X/Y/Z, Right Shift = MODE).
+    P = pause/resume, N = end the episode and keep it, Backspace = discard it and record it again,
+    Esc (or closing the window) = keep the episode and stop. Gamepad: hat or left stick = d-pad,
+    buttons 0/2 = B, 1/3 = A, 6 = SELECT, 7 = START. A `--keymap` TOML file replaces entries:
+    `[keys]` `A = ["x", "space"]`, `pause = ["f1"]`; `[gamepad]` `A = [1]`, `deadzone = 0.5`.
+
+    Exit codes: 0 recorded, 2 bad input (including no display for the window), 130 interrupted
+    (the flushed prefix is kept, marked incomplete).
     """
     from contra_bc.episode import UNTIL
 
     if until not in UNTIL:
         raise UserError(f"--episode-until must be one of {', '.join(UNTIL)}, not {until!r}.")
-    if input is None:
-        not_built("record (interactive window)", "issue: interactive record")
+    from contra_bc import movies
     from contra_bc.record import scripted
+
+    is_movie = input is not None and movies.is_movie(input)
+    if not is_movie:
+        game, hz = game or scripted.DEFAULT_GAME, hz or scripted.DEFAULT_HZ
+    if input is None:
+        return _record_window(game, state, out, hz, frames_per_step, max_steps, episodes, until, scale,
+                              keymap, countdown, resume, json_out)
+    episodes = episodes or 1
+    max_steps = max_steps or 6000
+    from contra_bc.emulator import get_game
     from contra_bc.ui import err, print_json
 
-    scripted.make_source(input, __import__("contra_bc.emulator").emulator.get_game(game), seed)  # validate early
+    scripted.make_source(input, get_game(game) if game else None, seed)  # validate before any worker starts
     if episodes == 1:
         jobs = [scripted.RecordJob(game, state, input, str(out), hz, frames_per_step, max_steps, seed, until, realtime)]
     else:
@@ -160,6 +196,23 @@ def record(
     if any(m.get("end_reason") == "interrupted" for m in metas):
         err.print("[yellow]interrupted:[/] the flushed prefix is kept and marked incomplete")
         raise typer.Exit(130)
+
+
+def _record_window(game, state, out, hz, frames_per_step, max_steps, episodes, until, scale, keymap,
+                   countdown, resume, json_out):
+    from contra_bc.record.session import SessionConfig, record_session
+    from contra_bc.ui import err, print_json
+
+    result = record_session(SessionConfig(game=game, out=out, state=state, hz=hz, frames_per_step=frames_per_step,
+                                          until=until, max_steps=max_steps, episodes=episodes, resume=resume,
+                                          scale=scale, keymap=keymap, countdown=countdown))
+    if json_out:
+        print_json(result["kept"])
+        return
+    _table([{"episode": Path(m["path"]).name, "steps": m["steps"], "outcome": m["outcome"],
+             "end": m["end_reason"], "p99 lateness ms": m["timing"]["lateness_p99_ms"],
+             "missed ticks": m["timing"]["missed_ticks"]} for m in result["kept"]], "episodes kept")
+    err.print(f"session {out}: {len(result['kept'])} episode(s) kept, {result['discarded']} discarded in this run")
 
 
 def _run_jobs(fn, jobs, workers, game, label):
@@ -626,6 +679,45 @@ def export(
         return
     _table([summary], "export")
     err.print(f"wrote {to}")
+
+
+# ---------------------------------------------------------------- report
+@app.command()
+@handle_errors
+def report(
+    run_dir: Path = typer.Argument(..., help="A pipeline run directory (what examples/demo.sh writes)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+):
+    """Sum up a pipeline run: agent vs random vs expert, downsample-check, causality.
+
+    Reads the JSON each stage wrote into RUN_DIR and writes RUN_DIR/report.md with the
+    pictures; prints the comparison table.
+
+    Example: `contra-bc report demo-out`
+
+    Exit codes: 0 written, 2 not a run directory or unreadable stage output.
+    """
+    from contra_bc import report as report_mod
+    from contra_bc.ui import err, out, print_json
+
+    data = report_mod.build_report(run_dir)
+    path = report_mod.write_markdown(data, run_dir)
+    if json_out:
+        print_json(data)
+        return
+    if data["downsample"]:
+        out.print(f"[bold]{data['downsample']['headline']}[/]")
+    rows = []
+    for name, s in data["policies"].items():
+        rows.append({"policy": name, "episodes": s.get("episodes"),
+                     "win rate": report_mod._fmt(s.get("win_rate"), True),
+                     "mean progress": report_mod._fmt(s.get("progress_mean")),
+                     "vs expert": report_mod._fmt(s.get("progress_vs_expert"), True),
+                     "score": report_mod._fmt(s.get("score_mean")),
+                     "latency p50/p99 ms": "-" if s.get("latency_ms_p50") is None
+                     else f"{s['latency_ms_p50']:.1f}/{s['latency_ms_p99']:.1f}"})
+    _table(rows, "agent vs random vs expert")
+    err.print(f"report: {path}")
 
 
 if __name__ == "__main__":

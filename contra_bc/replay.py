@@ -82,7 +82,7 @@ def _verify(job: VerifyJob) -> dict:
             if job.report_dir:
                 divergence["png"] = str(_divergence_png(rec, k, emu.screen(), Path(job.report_dir)))
             break
-    result["verified_steps"] = k + 1 if divergence is None else divergence["step"]
+    result["verified_steps"] = rec.n_steps if divergence is None else divergence["step"]
     result["outcome_recorded"] = meta.get("outcome")
     if divergence is None:
         replayed = runner.final_outcome()

@@ -1,9 +1,54 @@
 #!/usr/bin/env bash
-# The README's main job on the embedded default: record scripted episodes and prove they replay exactly.
+# The README's main job: the whole pipeline on our NES cartridge (Outpost-Nes), CPU only,
+# no ROM, no API key. Expert recordings -> replay-verify -> downsample-check ->
+# annotations (imported from a table) -> build-dataset -> train (small) -> play -> causality-score -> report.
 set -euo pipefail
 OUT=${OUT:-demo-out}
-GAME=${GAME:-Airstriker-Genesis-v0}
-rm -rf "$OUT"
-contra-bc games
-contra-bc record --input bot:airstriker --game "$GAME" --episodes 2 --max-steps 400 --out "$OUT/recordings"
-contra-bc replay-verify "$OUT/recordings" --check-video --report-dir "$OUT/replay-report"
+GAME=Outpost-Nes
+EXPERT_RUNS=${EXPERT_RUNS:-10}        # per-frame (60 Hz) expert runs for downsample-check
+TRAIN_RUNS=${TRAIN_RUNS:-16}          # throttled 20 Hz expert runs: the training data
+TRAIN_STEPS=${TRAIN_STEPS:-1500}      # optimizer steps of the small preset
+EVAL_EPISODES=${EVAL_EPISODES:-8}
+WORKERS=${WORKERS:-2}
+if [ -e "$OUT" ]; then echo "demo: $OUT exists; remove it or set OUT=another-folder" >&2; exit 2; fi
+mkdir -p "$OUT"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+step "1/9 expert recordings (bot:expert): $EXPERT_RUNS per-frame runs at 60 Hz, $TRAIN_RUNS throttled runs at 20 Hz"
+contra-bc record --input bot:expert --game $GAME --hz 60 --episodes "$EXPERT_RUNS" --seed 0 \
+  --workers "$WORKERS" --out "$OUT/expert60"
+contra-bc record --input bot:expert --game $GAME --hz 20 --episodes "$TRAIN_RUNS" --seed 1000 \
+  --workers "$WORKERS" --out "$OUT/expert20"
+
+step "2/9 replay-verify: every recording reproduces bit for bit"
+contra-bc replay-verify "$OUT/expert60" "$OUT/expert20" --check-video --workers "$WORKERS" \
+  --report-dir "$OUT/replay-report" --json > "$OUT/verify.json"
+echo "verified: $(grep -c '"status": "verified"' "$OUT/verify.json") recordings" >&2
+
+step "3/9 downsample-check: max-pool the per-frame runs into 20 Hz windows (and the 20 Hz control)"
+contra-bc downsample-check "$OUT/expert60" --workers "$WORKERS" --report-dir "$OUT/downsample-report" \
+  --json > "$OUT/downsample.json"
+contra-bc downsample-check "$OUT/expert20" --workers "$WORKERS" --report-dir "$OUT/downsample-report" \
+  --json > "$OUT/control.json"
+grep -h '"headline"' "$OUT/downsample.json" "$OUT/control.json" >&2
+
+step "4/9 annotations: import the hand-written Level 1 table (Gemini needs a key: see examples/annotate_gemini.sh)"
+for rec in "$OUT"/expert20/episode-*; do
+  contra-bc annotate "$rec" --from-table examples/outpost-level1-annotations.md > /dev/null
+done
+
+step "5/9 build-dataset"
+contra-bc build-dataset "$OUT/expert20" --out "$OUT/dataset" --workers "$WORKERS" --json > "$OUT/dataset.json"
+
+step "6/9 train the small preset ($TRAIN_STEPS steps on CPU)"
+contra-bc train "$OUT/dataset" --out "$OUT/run" --preset small --max-steps "$TRAIN_STEPS"
+
+step "7/9 play: $EVAL_EPISODES evaluation episodes of the agent and of a random policy"
+contra-bc play "$OUT/run" --game $GAME --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 2400 \
+  --temperature 0.5 --out "$OUT/eval" --json > "$OUT/play.json"
+
+step "8/9 causality-score"
+contra-bc causality-score "$OUT/run" "$OUT/dataset" --json > "$OUT/causality.json"
+
+step "9/9 report"
+contra-bc report "$OUT"

@@ -1,0 +1,187 @@
+"""`contra-bc report`: one page summing up a pipeline run directory (the demo's last step).
+
+It reads what the other subcommands wrote with --json into the run directory and
+compares the trained agent with the random baseline and with the expert that made
+the training data. Nothing is recomputed here; a missing stage is reported missing.
+
+Expected layout (examples/demo.sh makes it):
+
+    DIR/expert60/            per-frame expert recordings (downsample-check input)
+    DIR/expert20/            throttled 20 Hz expert recordings (training data)
+    DIR/verify.json          replay-verify --json of both
+    DIR/downsample.json      downsample-check --json of expert60 (max pooling)
+    DIR/control.json         downsample-check --json of expert20 (window 1: the control)
+    DIR/dataset.json         build-dataset --json
+    DIR/run/                 train output (metrics.jsonl, loss.png, checkpoints)
+    DIR/eval/evaluation.json play --episodes ... --out DIR/eval
+    DIR/causality.json       causality-score --json
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from contra_bc.emulator import get_game, progress_of
+from contra_bc.errors import UserError
+from contra_bc.formats import atomic
+from contra_bc.formats.recording import find_recordings, read_recording
+
+
+def _load(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); rerun the stage that writes it.") from None
+
+
+def expert_summary(folder: Path) -> dict | None:
+    """Win rate, progress, score and deaths of the expert recordings (from their meta)."""
+    if not folder.is_dir():
+        return None
+    metas = [read_recording(p).meta for p in find_recordings([folder])]
+    if not metas:
+        return None
+    game = get_game(metas[0]["game"])
+    progress = [progress_of(game, m.get("final_variables", {})) for m in metas]
+    n = len(metas)
+    return {
+        "episodes": n,
+        "win_rate": sum(m["outcome"] == "win" for m in metas) / n,
+        "progress_mean": sum(progress) / n,
+        "score_mean": sum(m.get("final_variables", {}).get("score", 0) for m in metas) / n,
+        "deaths_mean": sum(m.get("deaths", 0) for m in metas) / n,
+        "steps_mean": sum(m["steps"] for m in metas) / n,
+        "latency_ms_p50": None,
+        "latency_ms_p99": None,
+    }
+
+
+def build_report(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory; give the folder the demo wrote (e.g. demo-out).")
+    verify = _load(run_dir / "verify.json")
+    downsample = _load(run_dir / "downsample.json")
+    control = _load(run_dir / "control.json")
+    dataset = _load(run_dir / "dataset.json")
+    evaluation = _load(run_dir / "eval" / "evaluation.json")
+    causality = _load(run_dir / "causality.json")
+    expert = expert_summary(run_dir / "expert20")
+    policies = {}
+    if expert:
+        policies["expert (bot:expert)"] = expert
+    if evaluation:
+        for name, summary in evaluation.get("policies", {}).items():
+            policies["trained agent" if name == "agent" else f"{name} baseline"] = summary
+    expert_progress = expert["progress_mean"] if expert else None
+    for summary in policies.values():
+        p = summary.get("progress_mean")
+        summary["progress_vs_expert"] = (p / expert_progress) if (p is not None and expert_progress) else None
+    agent = policies.get("trained agent")
+    verdict = None
+    if agent and agent.get("progress_vs_expert") is not None:
+        share = agent["progress_vs_expert"]
+        rnd = policies.get("random baseline", {}).get("progress_vs_expert")
+        verdict = {
+            "agent_progress_vs_expert": share,
+            "random_progress_vs_expert": rnd,
+            "target": 0.5,
+            "met": share >= 0.5,
+            "better_than_random": rnd is None or share > rnd,
+        }
+    return {
+        "run_dir": str(run_dir),
+        "replay_verify": None if verify is None else {
+            "recordings": len(verify), "verified": sum(r["status"] == "verified" for r in verify)},
+        "downsample": None if downsample is None else downsample["summary"],
+        "control": None if control is None else control["summary"],
+        "dataset": dataset,
+        "policies": policies,
+        "verdict": verdict,
+        "causality": causality,
+    }
+
+
+def _fmt(v, pct=False):
+    if v is None:
+        return "-"
+    if pct:
+        return f"{v:.0%}"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def write_markdown(report: dict, run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    images = run_dir / "report-images"
+    images.mkdir(exist_ok=True)
+    lines = ["# contra-bc pipeline report", "", f"Run directory: `{report['run_dir']}`", ""]
+    rv = report["replay_verify"]
+    if rv:
+        lines += [f"- **replay-verify**: {rv['verified']} of {rv['recordings']} recordings reproduce bit for bit."]
+    ds = report["downsample"]
+    if ds:
+        lines += [f"- **downsample-check** (max pooling, 60 → 20 Hz): **{ds['headline']}**; "
+                  f"median first divergence {_fmt(ds.get('median_first_divergence_s'))} s, "
+                  f"{_fmt(ds.get('mean_actions_changed'), True)} of actions changed."]
+    ct = report["control"]
+    if ct:
+        lines += [f"- **control** (throttled 20 Hz recordings, window 1): {ct['headline']}."]
+    lines += ["", "## Agent vs random vs expert (Outpost-Nes Level 1)", "",
+              "| policy | episodes | win rate | mean progress | vs expert | score | deaths | latency p50 / p99 ms |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, s in report["policies"].items():
+        lat = "-" if s.get("latency_ms_p50") is None else f"{s['latency_ms_p50']:.1f} / {s['latency_ms_p99']:.1f}"
+        lines.append(f"| {name} | {s.get('episodes')} | {_fmt(s.get('win_rate'), True)} | "
+                     f"{_fmt(s.get('progress_mean'))} | {_fmt(s.get('progress_vs_expert'), True)} | "
+                     f"{_fmt(s.get('score_mean'))} | {_fmt(s.get('deaths_mean'))} | {lat} |")
+    lines += ["", "Progress is `(level·256 + screen)·256 + offset` from the game's RAM (level, screen, "
+              "scroll), the furthest point reached in the episode.", ""]
+    v = report["verdict"]
+    if v:
+        if v["met"]:
+            lines.append(f"**The trained agent reached {v['agent_progress_vs_expert']:.0%} of the expert's mean "
+                         f"progress** (target 50%; random: {_fmt(v['random_progress_vs_expert'], True)}).")
+        else:
+            lines.append(f"**The trained agent fell short of the target**: {v['agent_progress_vs_expert']:.0%} of the "
+                         f"expert's mean progress against a target of 50% (random: "
+                         f"{_fmt(v['random_progress_vs_expert'], True)}). "
+                         + ("It is still ahead of the random policy." if v["better_than_random"]
+                            else "It is not ahead of the random policy."))
+    c = report["causality"]
+    if c:
+        score = c.get("score", c.get("mean"))
+        lines += ["", "## Causality score", "",
+                  f"Score {_fmt(score)} (mean per chunk {_fmt(c.get('mean_per_chunk'))}, "
+                  f"spread {_fmt(c.get('spread', c.get('std')))}), p = {c.get('p')}, C = {c.get('chunks')}: the KL "
+                  f"between the policy's action distributions on original frames and on frames swapped with "
+                  f"other scenes. Zero would mean the policy ignores what it sees."]
+    pictures = []
+    for label, src in [("First divergence of a pooled expert run", _first_png(run_dir)),
+                       ("Training and validation loss", run_dir / "run" / "loss.png")]:
+        if src and Path(src).is_file():
+            dst = images / Path(src).name
+            shutil.copyfile(src, dst)
+            pictures.append((label, dst.relative_to(run_dir)))
+    if pictures:
+        lines += ["", "## Pictures", ""]
+        for label, rel in pictures:
+            lines += [f"### {label}", "", f"![{label}]({rel})", ""]
+    path = run_dir / "report.md"
+    atomic.write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _first_png(run_dir: Path):
+    data = _load(run_dir / "downsample.json")
+    if not data:
+        return None
+    for r in data.get("recordings", []):
+        if r.get("png"):
+            return r["png"]
+    return None
