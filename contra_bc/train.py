@@ -63,7 +63,10 @@ class TrainConfig:
 
 
 def load_toml(path: Path) -> dict:
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     try:
         obj = tomllib.loads(Path(path).read_text())
