@@ -601,15 +601,20 @@ def train(
     import os
 
     main_rank = os.environ.get("RANK", "0") == "0"
-    with progress(disable=not main_rank) as bar:
-        task = bar.add_task("train", total=tc.stop_at or tc.max_steps)
+    bar = progress(disable=not main_rank)  # shown from the first step, so input errors print alone
+    task = bar.add_task("train", total=tc.stop_at or tc.max_steps)
 
-        def on_step(step, total, record):
-            bar.update(task, completed=step, total=total,
-                       description=f"train loss {record.get('loss', float('nan')):.3f} "
-                                   f"{record.get('steps_per_s', 0):.2f} steps/s")
+    def on_step(step, total, record):
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=step, total=total,
+                   description=f"train loss {record.get('loss', float('nan')):.3f} "
+                               f"{record.get('steps_per_s', 0):.2f} steps/s")
 
+    try:
         summary = run_training(tc, on_step=on_step)
+    finally:
+        bar.stop()
     if not main_rank:
         return
     if json_out:
