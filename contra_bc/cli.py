@@ -537,12 +537,96 @@ def build_dataset(
 
 @app.command()
 @handle_errors
-def train():
-    """Train a Pixels2Play-style transformer policy.
+def train(
+    dataset: Path = typer.Argument(..., help="Dataset directory from `contra-bc build-dataset`."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (checkpoints, metrics.jsonl, loss.png)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of training options (keys as the "
+                                          "long options with _; a [train] table or top level). Flags win."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Model size: tiny, small, 150M, 300M, 600M, 1.2B."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (length of the LR schedule)."),
+    stop_at: Optional[int] = typer.Option(None, "--stop-at", help="Stop at this step with a checkpoint; "
+                                          "`--resume` later continues the same schedule."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Windows per micro-batch per process."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
+    window: Optional[int] = typer.Option(None, "--window", help="History T in steps (the sliding window at play)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for init, data order and augmentation."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Colour/noise/blur/shift augmentation."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps."),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write a train line to metrics.jsonl every N steps."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader worker processes."),
+    text_encoder: Optional[str] = typer.Option(None, "--text-encoder", help="auto, minilm or hashed."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from RUN/last, exactly."),
+    json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+):
+    """Train a Pixels2Play-style transformer policy on a dataset.
 
-    Exit codes: 3 not built yet.
+    AdamW with warmup + cosine, gradient clipping and accumulation, z-loss, bf16 autocast on
+    CUDA, augmentation; validates on the val split and writes RUN/metrics.jsonl, RUN/loss.png
+    and safetensors checkpoints (RUN/checkpoints/step-NNNNNN, RUN/last). Under
+    `torchrun --nproc_per_node=N` it trains with DDP (rank 0 writes the run).
+
+    Example: `contra-bc train data/expert --out runs/small --preset small --max-steps 600`
+
+    Exit codes: 0 trained, 2 bad input (dataset, config, checkpoint), 130 interrupted
+    (the last checkpoint stays; continue with `--resume`).
     """
-    not_built("train", "issue: train")
+    from dataclasses import asdict
+
+    from contra_bc.train import TrainConfig, load_toml, train as run_training
+    from contra_bc.ui import err, print_json, progress
+
+    options = load_toml(config) if config else {}
+    saved = (out / "config.json") if (resume and out is not None) else None
+    if saved is not None and saved.is_file():  # a resumed run keeps its options unless flags change them
+        import json
+
+        options = {**{k: v for k, v in json.loads(saved.read_text())["train"].items()
+                      if k not in ("dataset", "out", "resume")}, **options}
+    flags = {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
+             "grad_accum": grad_accum, "window": window, "lr": lr, "seed": seed, "device": device,
+             "compile": compile, "augment": augment, "eval_every": eval_every, "save_every": save_every,
+             "log_every": log_every, "workers": workers, "text_encoder": text_encoder}
+    options.update({k: v for k, v in flags.items() if v is not None})
+    options["dataset"] = str(dataset)
+    if out is None and "out" not in options:
+        raise UserError("--out RUN is required: the directory for checkpoints and metrics, e.g. `--out runs/tiny`.")
+    if out is not None:
+        options["out"] = str(out)
+    options["resume"] = resume
+    tc = TrainConfig.from_dict(options)
+    import os
+
+    main_rank = os.environ.get("RANK", "0") == "0"
+    bar = progress(disable=not main_rank)  # shown from the first step, so input errors print alone
+    task = bar.add_task("train", total=tc.stop_at or tc.max_steps)
+
+    def on_step(step, total, record):
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=step, total=total,
+                   description=f"train loss {record.get('loss', float('nan')):.3f} "
+                               f"{record.get('steps_per_s', 0):.2f} steps/s")
+
+    try:
+        summary = run_training(tc, on_step=on_step)
+    finally:
+        bar.stop()
+    if not main_rank:
+        return
+    if json_out:
+        print_json(summary)
+        return
+    val = summary.get("val") or {}
+    rows = [{"metric": "steps", "value": summary["step"]}, {"metric": "parameters", "value": f"{summary['parameters']:,}"},
+            {"metric": "train loss", "value": f"{summary['train_loss']:.4f}" if summary["train_loss"] else "-"}]
+    rows += [{"metric": f"val {k}", "value": f"{v:.4f}" if isinstance(v, float) else str(v)}
+             for k, v in val.items() if k == "loss" or k.startswith("ppl/") or k.startswith("acc/")]
+    _table(rows, "train")
+    err.print(f"checkpoint: {summary['checkpoint']}")
 
 
 @app.command()

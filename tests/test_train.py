@@ -1,0 +1,170 @@
+"""`contra-bc train` end to end on a real dataset (recorded with the Airstriker bot, built by build-dataset)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, cli_env, run_cli
+
+STEPS = 30
+TRAIN = ["--preset", "tiny", "--batch-size", "4", "--window", "8", "--workers", "0", "--no-augment",
+         "--lr", "3e-3", "--log-every", "1", "--eval-every", "15", "--save-every", "10", "--seed", "3",
+         "--text-encoder", "hashed"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    run_cli("record", "--input", "bot:airstriker", "--game", "Airstriker-Genesis-v0", "--episodes", "2",
+            "--workers", "2", "--max-steps", "48", "--episode-until", "never", "--out", root / "recs", check=True)
+    run_cli("build-dataset", root / "recs", "--out", root / "ds", "--val-fraction", "0.5", check=True)
+    return root / "ds"
+
+
+@pytest.fixture(scope="module")
+def run(dataset):
+    out = dataset.parent / "run"
+    run_cli("train", dataset, "--out", out, "--max-steps", STEPS, *TRAIN, check=True, timeout=600)
+    return out
+
+
+def metrics(run_dir, kind="train"):
+    return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if r["kind"] == kind]
+
+
+def test_tiny_overfits_and_writes_a_complete_run(run):
+    train = metrics(run)
+    assert [r["step"] for r in train] == list(range(1, STEPS + 1))
+    first = sum(r["loss"] for r in train[:3]) / 3
+    last = sum(r["loss"] for r in train[-3:]) / 3
+    assert last < 0.5 * first, (first, last)
+    val = metrics(run, "val")
+    assert [r["step"] for r in val] == [15, 30]
+    assert {"loss", "ppl/dpad", "acc/B", "precision/B", "recall/B"} <= set(val[-1])
+    assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "last").read_text().strip() == "checkpoints/step-000030"
+    ckpt = run / "checkpoints" / "step-000030"
+    cfg = json.loads((ckpt / "config.json").read_text())
+    assert cfg["format"] == "contra-bc-checkpoint" and cfg["format_version"] == 1
+    assert cfg["preset"] == "tiny" and cfg["model"]["history"] == 8
+    assert cfg["dataset"]["game"] == "Airstriker-Genesis-v0" and cfg["dataset"]["buttons"][0] == "B"
+    assert cfg["text_encoder"] == {"id": "hashed-bow-v1", "dim": 384}
+    assert [g["name"] for g in cfg["action_schema"]["groups"]][0] == "dpad"
+    for name in ("model.safetensors", "text_table.safetensors", "training_state.safetensors", "training_state.json"):
+        assert (ckpt / name).stat().st_size > 0
+    assert not list((run / "checkpoints").glob(".*"))  # no temp dirs left behind
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["max_steps"] == STEPS and saved["train"]["lr"] == 3e-3
+
+
+def test_resume_reproduces_the_uninterrupted_run(run, tmp_path):
+    """Resume from the step-20 checkpoint the uninterrupted run wrote; steps 21..30 must match exactly."""
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    for d in (resumed / "checkpoints").iterdir():
+        if d.name > "step-000020":
+            shutil.rmtree(d)
+    (resumed / "last").write_text("checkpoints/step-000020\n")
+    (resumed / "metrics.jsonl").write_text("")
+    run_cli("train", run.parent / "ds", "--out", resumed, "--resume", check=True, timeout=600)
+    a = {r["step"]: r["loss"] for r in metrics(run) if r["step"] > 20}
+    b = {r["step"]: r["loss"] for r in metrics(resumed)}
+    assert sorted(b) == list(range(21, STEPS + 1))
+    assert max(abs(a[s] - b[s]) for s in b) <= 1e-6, [(s, a[s], b[s]) for s in b]
+
+
+def test_checkpoint_loads_in_a_fresh_process(run):
+    code = f"""
+import json, torch
+from contra_bc.model.policy import load_policy
+from contra_bc.dataset.loader import DatasetReader, make_loader
+p = load_policy({str(run)!r})
+batch = next(iter(make_loader({str(run.parent / 'ds')!r}, split='val', window=8, batch_size=2, shuffle=False, workers=0)))
+p.reset()
+acts = []
+for t in range(8):
+    a, info = p.act(batch['frames'][0, t].numpy(), temperature=1.0, generator=torch.Generator().manual_seed(t))
+    acts.append(a)
+lp = p.model.action_logprobs(batch)
+lp2 = p.model.action_logprobs(batch, frames=batch['frames'].flip(0))
+print(json.dumps({{"buttons": p.buttons, "game": p.game, "size": p.frame_size, "history": p.history,
+    "acts": acts, "latency": info["latency_ms"], "probs": sorted(info["probs"]),
+    "shapes": [list(x.shape) for x in lp], "sum": float(lp[0].exp().sum(-1).mean()),
+    "changed": bool((lp[0] - lp2[0]).abs().max() > 0)}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["game"] == "Airstriker-Genesis-v0" and r["size"] == 192 and r["history"] == 8
+    assert r["buttons"][:2] == ["B", "A"]
+    known = sum(1 << i for i, b in enumerate(r["buttons"]) if b)
+    assert all(a & ~known == 0 for a in r["acts"])
+    assert r["shapes"][0] == [2, 8, 16] and all(s[:2] == [2, 8] for s in r["shapes"])
+    assert abs(r["sum"] - 1.0) < 1e-5 and r["changed"]
+    assert r["probs"][0] in r["buttons"] or "dpad" in r["probs"]
+
+
+def test_dataset_actions_round_trip(dataset):
+    import torch
+
+    from contra_bc.dataset.loader import DatasetReader, make_loader
+    from contra_bc.model.actions import ActionSchema
+
+    schema = ActionSchema.from_buttons(DatasetReader(dataset).info["buttons"])
+    seen = set()
+    for batch in make_loader(dataset, split=None, window=16, batch_size=8, shuffle=False, workers=0):
+        a = batch["actions"][batch["valid"]]
+        schema.check_representable(a)
+        assert torch.equal(schema.decode_tensor(schema.encode_tensor(a)), a)
+        seen |= set(a.tolist())
+    assert len(seen) > 3  # the bot really presses several combinations
+
+
+def test_bad_checkpoints_are_user_errors(run, tmp_path):
+    from contra_bc.errors import UserError
+    from contra_bc.model.policy import load_policy
+
+    with pytest.raises(UserError, match="does not exist"):
+        load_policy(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="neither a checkpoint"):
+        load_policy(tmp_path / "empty")
+    newer = tmp_path / "newer"
+    shutil.copytree(run / "checkpoints" / "step-000030", newer)
+    cfg = json.loads((newer / "config.json").read_text())
+    (newer / "config.json").write_text(json.dumps({**cfg, "format_version": 99}))
+    with pytest.raises(UserError, match="format version 99"):
+        load_policy(newer)
+    broken = tmp_path / "broken"
+    shutil.copytree(run / "checkpoints" / "step-000030", broken)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="damaged"):
+        load_policy(broken)
+    dangling = tmp_path / "dangling"
+    dangling.mkdir()
+    (dangling / "last").write_text("checkpoints/step-000999\n")
+    with pytest.raises(UserError, match="not a checkpoint"):
+        load_policy(dangling)
+    proc = run_cli("train", run.parent / "ds", "--out", tmp_path / "fresh", "--resume")
+    assert proc.returncode == 2 and "no `last`" in proc.stderr
+    proc = run_cli("train", run.parent / "ds", "--out", run, "--max-steps", "1")
+    assert proc.returncode == 2 and "--resume" in proc.stderr
+
+
+def test_torchrun_two_processes_with_gloo(dataset, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+           "-m", "contra_bc", "train", str(dataset), "--out", str(out), "--max-steps", "3", "--batch-size", "2",
+           "--window", "4", "--grad-accum", "2", "--workers", "0", "--device", "cpu", "--log-every", "1", "--eval-every", "3",
+           "--save-every", "3", "--text-encoder", "hashed"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env({"OMP_NUM_THREADS": "1"}), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["step"] for r in metrics(out)] == [1, 2, 3]  # rank 0 alone writes
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    assert (out / "checkpoints" / "step-000003" / "model.safetensors").exists()
