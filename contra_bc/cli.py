@@ -109,11 +109,13 @@ def record(
     input: Optional[str] = typer.Option(None, "--input", "-i", help="bot:NAME, an action file (.csv/.parquet: "
                                         "column `action` bitmask or `buttons` like RIGHT+A), or a movie (.bk2/.fm2). "
                                         "Without it, opens the interactive window for a human."),
-    game: str = typer.Option("Outpost-Nes", "--game", "-g", help="Game from `contra-bc games`."),
+    game: Optional[str] = typer.Option(None, "--game", "-g", help="Game from `contra-bc games` (default: "
+                                       "Outpost-Nes; a movie brings its own)."),
     state: Optional[str] = typer.Option(None, "--state", "-s", help="Start state (default: the game's first)."),
     out: Path = typer.Option(..., "--out", "-o", help="New recording directory; a session folder of "
                              "OUT/episode-NNNN with --episodes or the window."),
-    hz: float = typer.Option(20.0, "--hz", help="Steps per second the recording represents (and the pace of the window)."),
+    hz: Optional[float] = typer.Option(None, "--hz", help="Steps per second the recording represents and the pace "
+                                       "of the window (default 20; a movie: its frame rate / frames per step)."),
     frames_per_step: int = typer.Option(1, "--frames-per-step", min=1, help="Emulator frames per step."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop an episode after this many "
                                             "steps (default: 6000 scripted, no limit in the window)."),
@@ -161,15 +163,21 @@ def record(
 
     if until not in UNTIL:
         raise UserError(f"--episode-until must be one of {', '.join(UNTIL)}, not {until!r}.")
+    from contra_bc import movies
+    from contra_bc.record import scripted
+
+    is_movie = input is not None and movies.is_movie(input)
+    if not is_movie:
+        game, hz = game or scripted.DEFAULT_GAME, hz or scripted.DEFAULT_HZ
     if input is None:
         return _record_window(game, state, out, hz, frames_per_step, max_steps, episodes, until, scale,
                               keymap, countdown, resume, json_out)
     episodes = episodes or 1
     max_steps = max_steps or 6000
-    from contra_bc.record import scripted
+    from contra_bc.emulator import get_game
     from contra_bc.ui import err, print_json
 
-    scripted.make_source(input, __import__("contra_bc.emulator").emulator.get_game(game), seed)  # validate early
+    scripted.make_source(input, get_game(game) if game else None, seed)  # validate before any worker starts
     if episodes == 1:
         jobs = [scripted.RecordJob(game, state, input, str(out), hz, frames_per_step, max_steps, seed, until, realtime)]
     else:
@@ -593,15 +601,20 @@ def train(
     import os
 
     main_rank = os.environ.get("RANK", "0") == "0"
-    with progress(disable=not main_rank) as bar:
-        task = bar.add_task("train", total=tc.stop_at or tc.max_steps)
+    bar = progress(disable=not main_rank)  # shown from the first step, so input errors print alone
+    task = bar.add_task("train", total=tc.stop_at or tc.max_steps)
 
-        def on_step(step, total, record):
-            bar.update(task, completed=step, total=total,
-                       description=f"train loss {record.get('loss', float('nan')):.3f} "
-                                   f"{record.get('steps_per_s', 0):.2f} steps/s")
+    def on_step(step, total, record):
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=step, total=total,
+                   description=f"train loss {record.get('loss', float('nan')):.3f} "
+                               f"{record.get('steps_per_s', 0):.2f} steps/s")
 
+    try:
         summary = run_training(tc, on_step=on_step)
+    finally:
+        bar.stop()
     if not main_rank:
         return
     if json_out:

@@ -110,14 +110,16 @@ def _check(job: DownsampleJob) -> dict:
 
     runner = EpisodeRunner(emu, frames_per_step=1, until=meta.get("episode_until", "never"))
     runner.reset(rec.start_state())
-    first = None
+    first = first_visible = png = None
     for k in range(rec.n_steps):
         row = runner.step(int(pooled[k]), "script")
         if first is None and (row["frame_hash"] != frame_hashes[k] or row["ram_hash"] != ram_hashes[k]):
             first = k
-            png = None
+        # the picture shows the first step whose screen differs (RAM often parts a few steps earlier)
+        if first_visible is None and row["frame_hash"] != frame_hashes[k]:
+            first_visible = k
             if job.report_dir:
-                png = str(_divergence_png(rec, k, emu.screen(), Path(job.report_dir), job.mode, window))
+                png = str(_divergence_png(rec, k, emu.screen(), Path(job.report_dir), job.mode, window, first))
         if runner.done:
             break
     pooled_outcome = runner.final_outcome()
@@ -136,23 +138,26 @@ def _check(job: DownsampleJob) -> dict:
         "diverged": first is not None,
         "first_divergence_step": first,
         "first_divergence_s": None if first is None else round(first / float(meta["hz"]), 3),
+        "first_visible_divergence_step": first_visible,
         "lost_win": meta["outcome"] == "win" and pooled_outcome != "win",
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if first is not None:
+    if png is not None:
         result["png"] = png
     return result
 
 
-def _divergence_png(rec, step: int, pooled_screen, report_dir: Path, mode: str, window: int) -> Path:
+def _divergence_png(rec, step: int, pooled_screen, report_dir: Path, mode: str, window: int,
+                    first: int | None) -> Path:
+    hz = float(rec.meta["hz"])
     original = next(iter(rec.frames(step + 1, step + 2)), None)
     name = f"{rec.path.name}-{mode}{window}-divergence-step{step:06d}.png"
+    ram_note = f"; RAM parted first, at step {first} ({first / hz:.2f} s)" if first is not None and first < step else ""
     return images.side_by_side(
         [(f"original after step {step}", original), (f"pooled ({mode}, {window} steps)", pooled_screen),
          ("difference", images.difference(original, pooled_screen))],
         report_dir / name,
-        title=f"{rec.path.name}: pooled replay parts from the original at step {step} "
-              f"({step / float(rec.meta['hz']):.2f} s)")
+        title=f"{rec.path.name}: the pooled replay's screen first differs at step {step} ({step / hz:.2f} s){ram_note}")
 
 
 def summarize(results: list[dict]) -> dict:

@@ -80,7 +80,7 @@ def _verify(job: VerifyJob) -> dict:
             divergence = {"step": k, "frame": not frame_ok, "ram": not ram_ok,
                           "time_s": round(rec.time_of_step(k), 3)}
             if job.report_dir:
-                divergence["png"] = str(_divergence_png(rec, k, emu.screen(), Path(job.report_dir)))
+                divergence["png"] = str(_divergence_png(rec, k, emu.screen(), Path(job.report_dir), frame_ok))
             break
     result["verified_steps"] = rec.n_steps if divergence is None else divergence["step"]
     result["outcome_recorded"] = meta.get("outcome")
@@ -125,7 +125,7 @@ def check_video(rec) -> dict:
     return out
 
 
-def _divergence_png(rec, step: int, replayed, report_dir: Path) -> Path:
+def _divergence_png(rec, step: int, replayed, report_dir: Path, frame_ok: bool) -> Path:
     """Recorded | replayed | difference, for the screen after ``step``."""
     recorded = next(iter(rec.frames(step + 1, step + 2)), None)
     name = f"{rec.path.name}-divergence-step{step:06d}.png"
@@ -134,5 +134,6 @@ def _divergence_png(rec, step: int, replayed, report_dir: Path) -> Path:
         [(label, recorded), (f"replayed after step {step}", replayed),
          ("difference", images.difference(recorded, replayed))],
         report_dir / name, title=f"{rec.path.name}: first divergence at step {step} "
-                                 f"({rec.time_of_step(step):.2f} s)")
+                                 f"({rec.time_of_step(step):.2f} s)"
+                                 + (": RAM differs, the screens are identical" if frame_ok else ""))
 

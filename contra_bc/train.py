@@ -63,7 +63,10 @@ class TrainConfig:
 
 
 def load_toml(path: Path) -> dict:
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     try:
         obj = tomllib.loads(Path(path).read_text())
@@ -386,6 +389,10 @@ def train(tc: TrainConfig, on_step=None) -> dict:
             raise UserError(f"--resume: {ckpt} was trained with preset {saved['model'].get('preset')} and window "
                             f"{saved['model'].get('history')}; pass the same --preset and --window (or --config "
                             f"{run}/config.json).")
+        if saved.get("action_schema", {}).get("buttons") != list(info["buttons"]):
+            raise UserError(f"--resume: {ckpt} was trained on buttons {saved.get('action_schema', {}).get('buttons')}, "
+                            f"but {tc.dataset} has {info['buttons']}. Resume with the run's own dataset "
+                            f"({saved.get('dataset', {}).get('path')}).")
         model.load_state_dict(ckfmt.read_tensors(ckpt, "model"))
         scalars = ckfmt.read_json(ckpt, "training_state")
         restore_training_state(opt, ckfmt.read_tensors(ckpt, "training_state"), scalars)

@@ -101,10 +101,10 @@ def test_padding_steps_are_invisible():
     assert torch.allclose(a[0][:, :4], b[0][:, :4], atol=1e-6)
 
 
-@pytest.mark.parametrize("history", [3, 16])
-def test_cached_inference_matches_full_forward(history):
+@pytest.mark.parametrize("history,layer_windows", [(3, None), (16, None), (5, [2, 5])])
+def test_cached_inference_matches_full_forward(history, layer_windows):
     """Policy.act (KV cache, sliding window) gives the same distributions as a full forward pass."""
-    model = make_model(history=history)
+    model = make_model(history=history, layer_windows=layer_windows)
     T = 9
     batch = make_batch(model, B=1, T=T, seed=5)
     policy = Policy(model, {"dataset": {}, "texts": [], "text_encoder": {"id": "hashed-bow-v1", "dim": 384}})

@@ -161,7 +161,7 @@ def test_torchrun_two_processes_with_gloo(dataset, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
            "-m", "contra_bc", "train", str(dataset), "--out", str(out), "--max-steps", "3", "--batch-size", "2",
-           "--window", "4", "--workers", "0", "--device", "cpu", "--log-every", "1", "--eval-every", "3",
+           "--window", "4", "--grad-accum", "2", "--workers", "0", "--device", "cpu", "--log-every", "1", "--eval-every", "3",
            "--save-every", "3", "--text-encoder", "hashed"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env({"OMP_NUM_THREADS": "1"}), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

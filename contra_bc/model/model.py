@@ -357,6 +357,7 @@ class PolicyModel(nn.Module):
         """Training entry point (what DDP wraps): the loss and its per-group parts."""
         return self.loss(batch, frames, z_loss)
 
+    @torch.no_grad()
     def action_logprobs(self, batch, frames=None):
         """List over groups of log-probabilities [B, T, V_g] (each group given the true earlier groups)."""
         return [F.log_softmax(lg.float(), dim=-1) for lg in self.action_logits(batch, frames)]

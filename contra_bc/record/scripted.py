@@ -58,11 +58,11 @@ def read_action_file(path: Path, buttons: list) -> np.ndarray:
 class RecordJob:
     """One headless episode to record (picklable for spawn workers)."""
 
-    game: str
+    game: str | None  # None: the default game, or the movie's own game
     state: str | None
     input: str
     out: str
-    hz: float = 20.0
+    hz: float | None = None  # None: DEFAULT_HZ, or the movie's frame rate / frames_per_step
     frames_per_step: int = 1
     max_steps: int = 6000
     seed: int = 0
@@ -85,17 +85,14 @@ class _FileSource:
         return a
 
 
-# `contra-bc record --game` defaults to this; for a movie that default means "not given".
-RECORD_DEFAULT_GAME = "Outpost-Nes"
-# `contra-bc record --hz` default; a movie's hz is its console frame rate / frames_per_step.
-RECORD_DEFAULT_HZ = 20.0
+DEFAULT_GAME = "Outpost-Nes"
+DEFAULT_HZ = 20.0
 
 
 def make_source(spec: str, game, seed: int):
     """``bot:NAME``, an action file or a movie (.bk2/.fm2); returns (source, description).
 
-    A movie names its own game (checked by ROM hash); ``game`` must agree with it
-    unless it is the default of ``record --game``.
+    A movie names its own game (checked by ROM hash); ``game``, if given, must agree with it.
     """
     if spec.startswith("bot:"):
         from contra_bc.bots import make_bot
@@ -104,7 +101,7 @@ def make_source(spec: str, game, seed: int):
     from contra_bc import movies
 
     if movies.is_movie(spec):
-        movie, _ = _read_movie_for(spec, game.name)
+        movie, _ = _read_movie_for(spec, game.name if game else None)
         return _FileSource(movies.movie_steps(movie, 1).actions), _movie_detail(movie)
     return _FileSource(read_action_file(Path(spec), list(game.buttons))), f"file:{Path(spec).name}"
 
@@ -114,7 +111,7 @@ def _read_movie_for(spec: str, game_name: str | None):
 
     movie = movies.read_movie(Path(spec))
     movie_game = movies.identify_game(movie)
-    if game_name and game_name not in (movie_game.name, RECORD_DEFAULT_GAME):
+    if game_name and game_name != movie_game.name:
         raise UserError(f"{spec} is a movie of {movie_game.name} (by its ROM hash), but --game says "
                         f"{game_name}. A movie brings its own game: leave --game out or pass "
                         f"--game {movie_game.name}.")
@@ -137,7 +134,7 @@ def _prepare_movie(job: RecordJob, emu_for):
     plan = movies.movie_steps(movie, job.frames_per_step)
     emu = emu_for(game)
     hz = emu.frame_rate / job.frames_per_step
-    if abs(job.hz - RECORD_DEFAULT_HZ) > 1e-9 and abs(job.hz - hz) > 0.01 * hz:
+    if job.hz is not None and abs(job.hz - hz) > 0.01 * hz:
         raise UserError(f"--hz {job.hz:g} does not fit the movie: its frames run at {emu.frame_rate:.4f} fps, so "
                         f"steps of {job.frames_per_step} frame(s) are {hz:.4f} Hz. Leave --hz out for movies.")
     start = emu.power_on_state() if movie.start_state is None else movie.start_state
@@ -158,10 +155,10 @@ def record_job(job: RecordJob, on_step=None) -> dict:
         game, emu, source, detail, start, hz, movie_meta = _prepare_movie(job, shared_emulator)
         extra.update(movie_meta)
     else:
-        game = get_game(job.game)
+        game = get_game(job.game or DEFAULT_GAME)
         source, detail = make_source(job.input, game, job.seed)
         emu = shared_emulator(game)
-        start, hz = job.state or game.default_state, job.hz
+        start, hz = job.state or game.default_state, job.hz or DEFAULT_HZ
     runner = EpisodeRunner(emu, frames_per_step=job.frames_per_step, until=job.until)
     frame = runner.reset(start)
     source.reset(emu)
