@@ -2,7 +2,7 @@
 
 Exit codes shared by every subcommand:
   0 success, 1 a check failed (divergence, lost run), 2 bad input (a clear message),
-  3 not built yet, 130 interrupted.
+  130 interrupted.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     help="Behaviour cloning toolkit for NES Contra: exact 20 Hz recording, replay verification, "
          "annotation, datasets, a Pixels2Play-style policy.\n\n"
-         "Exit codes: 0 ok, 1 a check failed, 2 bad input, 3 not built yet, 130 interrupted.",
+         "Exit codes: 0 ok, 1 a check failed, 2 bad input, 130 interrupted.",
 )
 
 
@@ -47,13 +47,6 @@ def handle_errors(fn):
             raise typer.Exit(130)
 
     return wrapper
-
-
-def not_built(name: str, issue: str):
-    from contra_bc.ui import err
-
-    err.print(f"`contra-bc {name}` is not built yet ({issue}); it does nothing rather than fake a result.")
-    raise typer.Exit(3)
 
 
 def _version(value: bool):
@@ -296,7 +289,7 @@ def replay_verify(
         raise typer.Exit(1)
 
 
-# ---------------------------------------------------------------- not built yet
+# ---------------------------------------------------------------- downsample-check
 @app.command("downsample-check")
 @handle_errors
 def downsample_check(
