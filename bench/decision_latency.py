@@ -13,7 +13,6 @@ and the ratios full/cached. The goal: cached p99 < 50 ms (20 Hz) on one CPU core
 import argparse
 import dataclasses
 import os
-import statistics
 import sys
 import time
 

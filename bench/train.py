@@ -9,7 +9,6 @@ no time), for batch 1 × history, so the presets compare at their own context le
 """
 
 import argparse
-import dataclasses
 import os
 import sys
 import time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,22 @@ def airstriker_recording(tmp_path_factory) -> Path:
     run_cli("record", "--input", "bot:airstriker", "--game", "Airstriker-Genesis-v0", "--max-steps", 300,
             "--episode-until", "never", "--out", out, check=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A private Xvfb server on a free display number (Xvfb picks it with -displayfd)."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs the Xvfb binary")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        number = fh.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.skip("Xvfb did not start")
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(timeout=10)

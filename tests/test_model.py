@@ -1,7 +1,6 @@
 """The policy model on synthetic tensors: mask leakage, cached == full forward, action tokens, text encoders."""
 
 import dataclasses
-import itertools
 
 import numpy as np
 import pytest

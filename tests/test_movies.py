@@ -229,7 +229,7 @@ GOOD_LOG = "[Input]\nLogKey:#Reset|Power|#P1 Up|P1 Down|P1 Left|P1 Right|P1 A|P1
     ("rom.bk2", lambda p: _power_on_bk2(p, ["." * 12] * 5, sha1="0" * 40), "SHA-1 " + "0" * 40),
     ("no-end.bk2", lambda p: _bad_bk2(p, f"Platform GEN\nGameName {AIRSTRIKER}\n", GOOD_LOG + "|..|............|\n"),
      "truncated"),
-    ("bizhawk-state.bk2", lambda p: _bad_bk2(p, f"MovieVersion BizHawk v2.0.0\nPlatform GEN\nGameName X\n"
+    ("bizhawk-state.bk2", lambda p: _bad_bk2(p, "MovieVersion BizHawk v2.0.0\nPlatform GEN\nGameName X\n"
                                                 "StartsFromSavestate True\n", GOOD_LOG + "[/Input]\n"),
      "BizHawk savestate"),
     ("header.fm2", lambda p: p.write_text("hello world\n|0|........|||\n"), "version 3"),

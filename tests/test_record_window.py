@@ -38,25 +38,6 @@ def _env(display: str | None) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def display():
-    """A private Xvfb server on a free display number (Xvfb picks it with -displayfd)."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("needs the Xvfb binary")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.skip("Xvfb did not start")
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def _xdotool(display: str, *args: str) -> str:
     return subprocess.run(["xdotool", *args], env=_env(display), capture_output=True, text=True,
                           timeout=30).stdout.strip()

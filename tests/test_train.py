@@ -1,15 +1,14 @@
 """`contra-bc train` end to end on a real dataset (recorded with the Airstriker bot, built by build-dataset)."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+
 
 import pytest
 
-from conftest import ROOT, cli_env, run_cli
+from conftest import cli_env, run_cli
 
 STEPS = 30
 TRAIN = ["--preset", "tiny", "--batch-size", "4", "--window", "8", "--workers", "0", "--no-augment",
