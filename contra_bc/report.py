@@ -73,19 +73,19 @@ def build_report(run_dir: Path) -> dict:
     expert = expert_summary(run_dir / "expert20")
     policies = {}
     if expert:
-        policies["expert (bot:expert)"] = expert
+        policies["expert"] = expert
     if evaluation:
         for name, summary in evaluation.get("policies", {}).items():
-            policies["trained agent" if name == "agent" else f"{name} baseline"] = summary
+            policies[name] = summary
     expert_progress = expert["progress_mean"] if expert else None
     for summary in policies.values():
         p = summary.get("progress_mean")
         summary["progress_vs_expert"] = (p / expert_progress) if (p is not None and expert_progress) else None
-    agent = policies.get("trained agent")
+    agent = policies.get("agent")
     verdict = None
     if agent and agent.get("progress_vs_expert") is not None:
         share = agent["progress_vs_expert"]
-        rnd = policies.get("random baseline", {}).get("progress_vs_expert")
+        rnd = policies.get("random", {}).get("progress_vs_expert")
         verdict = {
             "agent_progress_vs_expert": share,
             "random_progress_vs_expert": rnd,
@@ -95,6 +95,7 @@ def build_report(run_dir: Path) -> dict:
         }
     return {
         "run_dir": str(run_dir),
+        "evaluated_on": None if evaluation is None else f"{evaluation.get('game')}, {evaluation.get('state')}",
         "replay_verify": None if verify is None else {
             "recordings": len(verify), "verified": sum(r["status"] == "verified" for r in verify)},
         "downsample": None if downsample is None else downsample["summary"],
@@ -132,7 +133,10 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
     ct = report["control"]
     if ct:
         lines += [f"- **control** (throttled 20 Hz recordings, window 1): {ct['headline']}."]
-    lines += ["", "## Agent vs random vs expert (Outpost-Nes Level 1)", "",
+    where = report.get("evaluated_on") or "the evaluation start state"
+    lines += ["", f"## Agent vs random vs expert ({where})", "",
+              "`expert` is bot:expert, which made the training data (from its recordings); `agent` the "
+              "trained policy; `random` random buttons held for random stretches.", "",
               "| policy | episodes | win rate | mean progress | vs expert | score | deaths | latency p50 / p99 ms |",
               "|---|---|---|---|---|---|---|---|"]
     for name, s in report["policies"].items():

@@ -75,3 +75,21 @@ def test_expert_winning_runs_fail_when_pooled(tmp_path):
     assert s["winning_runs_lost"] >= 8, s
     code, res = run_json("downsample-check", out, "--window", 1)
     assert res["summary"]["winning_runs_lost"] == 0
+
+
+def test_report_reads_stage_outputs(per_frame_runs, tmp_path):
+    proc = run_cli("report", tmp_path / "missing")
+    assert proc.returncode == 2 and "not a directory" in proc.stderr
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = run_cli("downsample-check", per_frame_runs, "--report-dir", run_dir / "rep", "--json")
+    (run_dir / "downsample.json").write_text(proc.stdout)
+    code, report = run_json("report", run_dir)
+    assert code == 0
+    assert report["downsample"]["headline"] == "0 of 0 winning runs fail when downsampled"
+    assert report["policies"] == {} and report["verdict"] is None
+    text = (run_dir / "report.md").read_text()
+    assert "0 of 0 winning runs fail" in text and "report-images/" in text
+    (run_dir / "causality.json").write_text("{broken")
+    proc = run_cli("report", run_dir)
+    assert proc.returncode == 2 and "causality.json" in proc.stderr
