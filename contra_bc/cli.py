@@ -8,7 +8,6 @@ Exit codes shared by every subcommand:
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -567,7 +566,6 @@ def train(
     Exit codes: 0 trained, 2 bad input (dataset, config, checkpoint), 130 interrupted
     (the last checkpoint stays; continue with `--resume`).
     """
-    from dataclasses import asdict
 
     from contra_bc.train import TrainConfig, load_toml, train as run_training
     from contra_bc.ui import err, print_json, progress
@@ -763,7 +761,7 @@ def causality_score(
     Exit codes: 0 ok, 2 bad input (missing dataset, game mismatch, p outside [0, 1]).
     """
     from contra_bc import causality
-    from contra_bc.ui import err, out, print_json
+    from contra_bc.ui import err, print_json
 
     if toy:
         result = causality.toy_experiment(causality.ToyConfig(steps=toy_steps, seed=seed))

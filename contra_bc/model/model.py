@@ -7,8 +7,7 @@ model with its training forward pass and its cached (incremental) forward pass.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn

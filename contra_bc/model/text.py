@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
+from typing import TYPE_CHECKING
 
 from contra_bc.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported lazily at run time
+    import torch
 
 MINILM_ID = "all-MiniLM-L6-v2"
 HASHED_ID = "hashed-bow-v1"
