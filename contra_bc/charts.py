@@ -84,9 +84,6 @@ def line_charts(panels: list[dict], path: Path, title: str = "", panel_size=(640
     for i, panel in enumerate(panels):
         draw_panel(draw, (0, head + i * h, w, head + (i + 1) * h), panel["series"], panel.get("title", ""),
                    panel.get("xlabel", ""), panel.get("ylabel", ""))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    canvas.save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    from contra_bc.images import save_png
+
+    return save_png(canvas, path)

@@ -31,10 +31,15 @@ def side_by_side(panels: list[tuple[str, np.ndarray | None]], path: Path, scale:
         else:
             tile = Image.fromarray(np.ascontiguousarray(img)).resize((w, h), Image.NEAREST)
         canvas.paste(tile, (x, head))
+    return save_png(canvas, path)
+
+
+def save_png(image, path: Path) -> Path:
+    """Save a PIL image as PNG under a temp name, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    canvas.save(tmp, format="PNG")
+    image.save(tmp, format="PNG")
     tmp.replace(path)
     return path
 

@@ -220,43 +220,16 @@ def read_metrics(run: Path) -> list[dict]:
 
 
 def draw_loss_png(run: Path) -> None:
-    """train and val loss against step, drawn with PIL (no plotting library needed)."""
-    from PIL import Image, ImageDraw
-
-    from contra_bc.formats.atomic import write_bytes
+    """Train and validation loss against step, as RUN/loss.png."""
+    from contra_bc.charts import line_charts
 
     rows = read_metrics(run)
     series = {kind: [(r["step"], r["loss"]) for r in rows if r.get("kind") == kind and r.get("loss") is not None]
               for kind in ("train", "val")}
-    pts = series["train"] + series["val"]
-    if not pts:
+    if not series["train"] and not series["val"]:
         return
-    W, H, pad = 640, 360, 48
-    img = Image.new("RGB", (W, H), "white")
-    d = ImageDraw.Draw(img)
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1e-6)
-    sx = lambda x: pad + (x - x0) / (x1 - x0) * (W - 2 * pad)
-    sy = lambda y: H - pad - (y - y0) / (y1 - y0) * (H - 2 * pad)
-    d.rectangle([pad, pad, W - pad, H - pad], outline="gray")
-    for frac in (0, 0.5, 1):
-        yv = y0 + frac * (y1 - y0)
-        d.text((4, sy(yv) - 6), f"{yv:.3f}", fill="black")
-        xv = x0 + frac * (x1 - x0)
-        d.text((sx(xv) - 10, H - pad + 6), f"{int(xv)}", fill="black")
-    for kind, colour in (("train", (40, 90, 200)), ("val", (220, 80, 30))):
-        s = [(sx(x), sy(y)) for x, y in sorted(series[kind])]
-        if len(s) > 1:
-            d.line(s, fill=colour, width=2)
-        for p in s if kind == "val" else []:
-            d.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=colour)
-    d.text((pad, 14), "loss (blue: train, orange: val) vs step", fill="black")
-    import io
-
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    write_bytes(run / "loss.png", buf.getvalue())
+    line_charts([{"series": {k: sorted(v) for k, v in series.items() if v}, "title": "loss",
+                  "xlabel": "step", "ylabel": "loss"}], run / "loss.png", title=f"{run.name}: training and validation loss")
 
 
 # ----------------------------------------------------------------------------- training state (no pickle)
