@@ -7,7 +7,7 @@ OUT=${OUT:-demo-out}
 GAME=Outpost-Nes
 EXPERT_RUNS=${EXPERT_RUNS:-10}        # per-frame (60 Hz) expert runs for downsample-check
 TRAIN_RUNS=${TRAIN_RUNS:-16}          # throttled 20 Hz expert runs: the training data
-TRAIN_STEPS=${TRAIN_STEPS:-400}       # optimizer steps of the small preset (batch 8 x 16 steps)
+TRAIN_STEPS=${TRAIN_STEPS:-1000}      # optimizer steps of the small preset (batch 8 x 16 steps)
 EVAL_EPISODES=${EVAL_EPISODES:-6}
 WORKERS=${WORKERS:-2}
 if [ -e "$OUT" ]; then echo "demo: $OUT exists; remove it or set OUT=another-folder" >&2; exit 2; fi
@@ -48,7 +48,7 @@ contra-bc train "$OUT/dataset" --out "$OUT/run" --preset small --max-steps "$TRA
 
 step "7/9 play: $EVAL_EPISODES evaluation episodes of the agent and of a random policy"
 contra-bc play "$OUT/run" --game $GAME --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 1800 \
-  --temperature 0.5 --out "$OUT/eval" --json > "$OUT/play.json"
+  --temperature 1.0 --out "$OUT/eval" --json > "$OUT/play.json"
 
 step "8/9 causality-score"
 contra-bc causality-score "$OUT/run" "$OUT/dataset" --json > "$OUT/causality.json"

@@ -172,9 +172,11 @@ class ActionDecoder(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(dim, v) for v in vocab)
 
     def _hidden(self, h, tokens, length):
-        seq = [self.inp(h)[:, None]]
+        ctx = self.inp(h)[:, None]
+        seq = [ctx]
         if length > 1:
-            seq.append(self.emb(tokens[:, : length - 1] + self.offsets[: length - 1]))
+            # every position also gets a_in's state directly, not only through attention to position 0
+            seq.append(self.emb(tokens[:, : length - 1] + self.offsets[: length - 1]) + ctx)
         x = torch.cat(seq, dim=1)
         pos = torch.arange(length, device=x.device)
         cos, sin = rope_tables(pos, self.blocks[0].attn.head_dim, self.rope_base)
