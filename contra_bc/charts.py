@@ -21,7 +21,9 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
-    if abs(v) >= 1000 or abs(v) < 0.01:
+    if float(v).is_integer() and abs(v) < 1e6:  # steps: 1000, not 1e+03
+        return f"{int(v)}"
+    if abs(v) >= 1e6 or abs(v) < 0.01:
         return f"{v:.2g}"
     return f"{v:.3g}"
 

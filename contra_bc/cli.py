@@ -874,13 +874,13 @@ def report(
     rows = []
     for name, s in data["policies"].items():
         rows.append({"policy": name, "episodes": s.get("episodes"),
-                     "win rate": report_mod._fmt(s.get("win_rate"), True),
-                     "mean progress": report_mod._fmt(s.get("progress_mean")),
+                     "wins": report_mod._fmt(s.get("win_rate"), True),
+                     "progress": report_mod._fmt(s.get("progress_mean")),
                      "vs expert": report_mod._fmt(s.get("progress_vs_expert"), True),
                      "score": report_mod._fmt(s.get("score_mean")),
                      "deaths": report_mod._fmt(s.get("deaths_mean")),
-                     "latency p50/p99 ms": "-" if s.get("latency_ms_p50") is None
-                     else f"{s['latency_ms_p50']:.1f}/{s['latency_ms_p99']:.1f}"})
+                     "ms p50/p99": "-" if s.get("latency_ms_p50") is None
+                     else f"{s['latency_ms_p50']:.0f}/{s['latency_ms_p99']:.0f}"})
     _table(rows, "agent vs random vs expert")
     err.print(f"report: {path}")
 
