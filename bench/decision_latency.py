@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--steps", type=int, default=260, help="decisions with the cache (the first `history` fill it)")
     ap.add_argument("--full-reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", action="store_true", help="Print one JSON object (for bench/run_all).")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -78,6 +79,13 @@ def main():
         finally:
             model.image.forward = orig
     load = os.getloadavg()[0]
+    if a.json:
+        import json
+
+        print(json.dumps({"preset": a.preset, "history": a.history, "cached_p50_ms": pct(steady, 50),
+                          "cached_p99_ms": pct(steady, 99), "full_p50_ms": pct(full, 50),
+                          "cache_speedup": pct(full, 50) / pct(steady, 50), "goal_p99_ms": 50}, indent=2))
+        return
     print(f"preset {a.preset}, history {a.history}, threads {a.threads}, cpus {os.cpu_count()}, load avg {load:.1f}")
     print(f"{'mode':<34}{'p50 ms':>10}{'p99 ms':>10}{'n':>6}")
     rows = [("cached (Policy.act)", steady), ("full recompute (all frames)", full),

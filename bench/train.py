@@ -82,8 +82,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", action="store_true", help="Print one JSON object (for bench/run_all).")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.json:
+        import json
+
+        out = {"presets": {}}
+        for name in PRESETS:
+            params, _, flops = flops_and_params(name)
+            out["presets"][name] = {"params": params, "tflop_per_step": None if flops is None else flops / 1e12}
+        for name in ("tiny", "small"):
+            out["presets"][name]["train_frames_per_s"] = throughput(name, a.steps)[1]
+        out["small_vs_tiny_frames_ratio"] = out["presets"]["small"]["train_frames_per_s"] / \
+            out["presets"]["tiny"]["train_frames_per_s"]
+        print(json.dumps(out, indent=2))
+        return
     print(f"threads {a.threads}, cpus {os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}")
     print(f"{'preset':<7}{'layers':>7}{'width':>7}{'heads':>6}{'history':>8}{'params':>14}{'of which CNN':>14}"
           f"{'TFLOP/step (1×history)':>24}")
