@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
@@ -24,24 +25,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from _baseline import record_and_time_bare_loop
     from contra_bc.downsample import DownsampleJob, check
-    from contra_bc.emulator import digest64
-    from contra_bc.formats.recording import read_recording
-    from contra_bc.parallel import shared_emulator
-    from contra_bc.record.scripted import RecordJob, record_job
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rec"
-        record_job(RecordJob(args.game, None, args.input, str(path), hz=60, max_steps=args.steps, until="never"))
-        rec = read_recording(path)
-        emu = shared_emulator(args.game)
-        emu.reset(rec.start_state())
-        t0 = time.perf_counter()
-        for a in rec.actions.tolist():
-            emu.step(a)
-            digest64(emu.screen())
-            digest64(emu.ram())
-        bare_s = time.perf_counter() - t0
+        rec, _, _, bare_s = record_and_time_bare_loop(args.game, args.input, args.steps, path, hz=60)
         t0 = time.perf_counter()
         result = check(DownsampleJob(str(path), report_dir=str(Path(tmp) / "rep")))
         check_s = time.perf_counter() - t0

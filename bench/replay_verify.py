@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def main() -> None:
@@ -28,31 +29,15 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from contra_bc.emulator import digest64
+    from _baseline import record_and_time_bare_loop
     from contra_bc.episode import EpisodeRunner
-    from contra_bc.formats.recording import read_recording
-    from contra_bc.parallel import shared_emulator
-    from contra_bc.record.scripted import RecordJob, record_job
     from contra_bc.replay import VerifyJob, verify
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rec"
-        t0 = time.perf_counter()
-        record_job(RecordJob(args.game, None, args.input, str(path), max_steps=args.steps, until="never"))
-        record_s = time.perf_counter() - t0
-        rec = read_recording(path)
+        rec, emu, record_s, bare_s = record_and_time_bare_loop(args.game, args.input, args.steps, path)
         n = rec.n_steps
-        emu = shared_emulator(args.game)
-
-        # the bare loop: set buttons, step, read screen and RAM, hash
         actions = rec.actions.tolist()
-        emu.reset(rec.start_state())
-        t0 = time.perf_counter()
-        for a in actions:
-            emu.step(a)
-            digest64(emu.screen())
-            digest64(emu.ram())
-        bare_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         result = verify(VerifyJob(str(path)))
