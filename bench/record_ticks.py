@@ -37,7 +37,8 @@ KEYS = ["Left", "Right", "Up", "Down", "z", "x"]
 
 def start_xvfb():
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp",
+                             "-noreset"],  # no reset (and refused connections) when the last client leaves
                             pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_fd)
     with os.fdopen(read_fd) as fh:
@@ -112,7 +113,7 @@ def main():
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         wid = ""
         while not wid and proc.poll() is None:
-            wid = subprocess.run(["xdotool", "search", "--pid", str(proc.pid)], env=env, capture_output=True,
+            wid = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(proc.pid)], env=env, capture_output=True,
                                  text=True).stdout.split("\n")[0].strip()
             time.sleep(0.05)
         base_proc = start_baseline(args.hz, args.seconds, work / "baseline.npy", env)

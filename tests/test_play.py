@@ -104,13 +104,13 @@ def test_window_takeover_marks_human_steps_and_replays(tiny_run, tmp_path, displ
     env = cli_env({"DISPLAY": display, "PYGAME_HIDE_SUPPORT_PROMPT": "1", "SDL_AUDIODRIVER": "dummy"})
     log = open(tmp_path / "play.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "play", str(run), "--game", GAME, "--hz", "10",
-                             "--max-steps", "60", "--out", str(out)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                             "--max-steps", "100", "--out", str(out)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wid, deadline = "", time.monotonic() + 90
         while not wid:
             assert proc.poll() is None, (tmp_path / "play.log").read_text()
             assert time.monotonic() < deadline, "the play window never appeared"
-            wid = _x(display, "search", "--pid", str(proc.pid)).split("\n")[0]
+            wid = _x(display, "search", "--onlyvisible", "--pid", str(proc.pid)).split("\n")[0]
             time.sleep(0.1)
         _x(display, "windowfocus", "--sync", wid)
 
@@ -136,7 +136,7 @@ def test_window_takeover_marks_human_steps_and_replays(tiny_run, tmp_path, displ
         log.close()
     rec = out / "agent-0000"
     meta = json.loads((rec / "meta.json").read_text())
-    assert meta["source"] == "agent" and meta["steps"] == 60 and meta["complete"]
+    assert meta["source"] == "agent" and meta["steps"] == 100 and meta["complete"]
     table = pq.read_table(rec / "steps.parquet")
     actors = table.column("actor").to_pylist()
     actions = table.column("action").to_pylist()

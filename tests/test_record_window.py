@@ -76,7 +76,7 @@ class Recorder:
         while not self.wid:
             assert self.proc.poll() is None, f"recorder exited early:\n{Path(log).read_text()}"
             assert time.monotonic() < deadline, "the recorder window never appeared"
-            self.wid = _xdotool(display, "search", "--pid", str(self.proc.pid)).split("\n")[0]
+            self.wid = _xdotool(display, "search", "--onlyvisible", "--pid", str(self.proc.pid)).split("\n")[0]
             time.sleep(0.1)
         _xdotool(display, "windowfocus", "--sync", self.wid)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,15 +178,7 @@ class GameWindow:
             raise UserError(NO_DISPLAY.format(why="DISPLAY is not set"))
         pygame = _import_pygame()
         self._pg = pygame
-        try:
-            pygame.display.init()
-        except pygame.error as exc:
-            raise UserError(NO_DISPLAY.format(why=f"SDL could not open it: {exc}")) from None
-        driver = pygame.display.get_driver()
-        if driver in ("offscreen", "dummy"):
-            pygame.display.quit()
-            raise UserError(NO_DISPLAY.format(why=f"SDL fell back to its {driver!r} driver"))
-        self.driver = driver
+        self.driver = self._open_display(pygame)
         pygame.font.init()
         pygame.joystick.init()
         self.buttons = list(buttons)
@@ -216,6 +209,30 @@ class GameWindow:
         pygame.key.set_repeat()  # no auto-repeat: one KEYDOWN per press
 
     # -- setup ----------------------------------------------------------------
+    @staticmethod
+    def _open_display(pygame, attempts: int = 4) -> str:
+        """Initialise SDL's video and return its driver name.
+
+        An X server that just lost its last client resets itself and refuses connections
+        for a moment (Xvfb does this between test runs); SDL then silently falls back to
+        its offscreen driver. A few short retries ride over that; a display that is really
+        missing still ends in the one-paragraph error.
+        """
+        for attempt in range(attempts):
+            try:
+                pygame.display.init()
+            except pygame.error as exc:
+                why = f"SDL could not open it: {exc}"
+            else:
+                driver = pygame.display.get_driver()
+                if driver not in ("offscreen", "dummy"):
+                    return driver
+                pygame.display.quit()
+                why = f"SDL fell back to its {driver!r} driver"
+            if attempt + 1 < attempts:
+                time.sleep(0.25 * (attempt + 1))
+        raise UserError(NO_DISPLAY.format(why=why))
+
     def _resolve_keys(self):
         pygame = self._pg
         bit = {b: i for i, b in enumerate(self.buttons) if b}
