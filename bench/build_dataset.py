@@ -24,7 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the contra-bc CLI sets it, before numpy loads
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -155,14 +157,15 @@ def main() -> None:
         say(f"baseline: plain video decode of {len(paths)} recordings: {n} frames in {dec:.2f} s = {n / dec:8.0f} frames/s")
         RESULTS["decode_fps"] = round(n / dec)
         for w in sorted({1, args.workers}):
-            m, s = timed_build(inputs, tmp / f"ds{w}", w)
+            # fastest of three builds, as the baseline is the fastest of three decodes
+            m, s = min((timed_build(inputs, tmp / f"ds{w}-{r}", w) for r in range(3)), key=lambda ms: ms[1])
             say(f"build-dataset workers={w}: {m} frames in {s:.2f} s = {m / s:8.0f} frames/s  "
                 f"ratio {m / s / (n / dec):.2f}x of decode (goal >= 0.5x)")
             RESULTS[f"build_workers{w}_fps"] = round(m / s)
             RESULTS[f"build_workers{w}_vs_decode_ratio"] = round(m / s / (n / dec), 3)
             RESULTS[f"build_workers{w}_vs_decode_goal"] = 0.5
-        storage(tmp / f"ds{args.workers}")
-        loader(tmp / f"ds{args.workers}")
+        storage(tmp / f"ds{args.workers}-0")
+        loader(tmp / f"ds{args.workers}-0")
     if args.json:
         print(json.dumps(RESULTS, indent=2))
 

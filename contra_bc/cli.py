@@ -8,6 +8,7 @@ Exit codes shared by every subcommand:
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,6 +16,11 @@ import typer
 
 from contra_bc import __version__
 from contra_bc.errors import UserError
+
+# numpy's BLAS only multiplies small matrices here (resizing frames, a few per step); its
+# threads would contend with the video decoder, the emulator and the worker processes that
+# already use every core. Read when numpy loads (after this line) and by spawned workers.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 app = typer.Typer(
     add_completion=False,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 _EMULATORS: dict = {}
 
@@ -61,3 +63,48 @@ def run_many(fn: Callable, items: list, *, workers: int, games: Iterable[str] = 
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return results
+
+
+def prefetch(items: Iterable, depth: int = 8) -> Iterator:
+    """Iterate ``items`` in a background thread, up to ``depth`` ahead of the consumer.
+
+    For producers that release the GIL (video decoding) feeding consumers that do too
+    (numpy, parquet), so the two overlap on separate cores. The producer's exceptions are
+    raised in the consumer, in order; leaving the loop early stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            q.put((done, exc))
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)

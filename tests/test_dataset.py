@@ -322,7 +322,7 @@ def test_verify_drops_diverging_recording(recs, tmp_path):
 
 
 def test_preprocess_frame_equals_dense_box_filter():
-    """preprocess_frame applies only the non-zero taps; it must equal the dense product exactly."""
+    """preprocess_frame computes the box filter fast; it must equal the dense product exactly."""
     from contra_bc.preprocess import _SHIFT, _weights, preprocess_frame
 
     def dense(screen, size):
@@ -332,8 +332,12 @@ def test_preprocess_frame_equals_dense_box_filter():
         out = (rows @ wx.T).transpose(0, 2, 1).astype(np.int64)
         return np.clip((out + (1 << (2 * _SHIFT - 1))) >> (2 * _SHIFT), 0, 255).astype(np.uint8)
 
+    from contra_bc.preprocess import _plan
+
+    # both code paths: block matrix products where the weights are periodic, taps elsewhere
+    assert _plan(224, 240, 192) is not None and _plan(224, 320, 64) is not None and _plan(100, 150, 192) is None
     rng = np.random.default_rng(7)
-    for shape in [(224, 240, 3), (224, 320, 3), (192, 192, 3), (100, 150, 3)]:
+    for shape in [(224, 240, 3), (224, 320, 3), (192, 192, 3), (100, 150, 3), (240, 256, 3)]:
         for screen in [rng.integers(0, 256, shape, dtype=np.uint8), np.full(shape, 255, np.uint8),
                        np.zeros(shape, np.uint8)]:
             for size in (192, 64):

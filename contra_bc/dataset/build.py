@@ -78,6 +78,7 @@ def steps_sha1(path: Path) -> str:
 
 def convert(job: ConvertJob) -> dict:
     """Decode, preprocess and write one episode's shard; returns timing for the report."""
+    from contra_bc.parallel import prefetch
     from contra_bc.preprocess import preprocess_frame
 
     started = time.perf_counter()
@@ -92,7 +93,7 @@ def convert(job: ConvertJob) -> dict:
     writer = fmt.ShardWriter(out, episode_index=job.episode_index, index_start=job.index_start, frame_size=size)
     try:
         n = 0
-        for frame in rec.frames(0, job.length):
+        for frame in prefetch(rec.frames(0, job.length)):  # decoding overlaps preprocessing
             writer.add(actions[n], job.text_index[n], loss[n], preprocess_frame(frame, job.frame_size))
             n += 1
         if n != job.length:

@@ -58,10 +58,26 @@ def decode(path: Path) -> Iterator[np.ndarray]:
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                yield frame.to_ndarray(format="rgb24")
+                yield _rgb(frame)
     except (av.error.FFmpegError, OSError, IndexError, ValueError) as exc:  # no video stream: IndexError
         raise UserError(f"The video file {path} cannot be decoded ({exc}). The recording is damaged; "
                         f"re-record it or check it with `contra-bc replay-verify` (without --check-video).") from exc
+
+
+def _rgb(frame) -> np.ndarray:
+    """A decoded frame as H×W×3 RGB.
+
+    libx264rgb decodes to planar G, B, R ("gbrp"); interleaving those planes with numpy
+    takes about a third of the time of libswscale's conversion to rgb24, and gives the
+    same bytes (a test checks it). Other formats go through libswscale.
+    """
+    if frame.format.name != "gbrp":
+        return frame.to_ndarray(format="rgb24")
+    h, w = frame.height, frame.width
+    out = np.empty((h, w, 3), np.uint8)
+    for channel, plane in zip((1, 2, 0), frame.planes):  # gbrp holds G, B, R in that order
+        out[..., channel] = np.frombuffer(plane, np.uint8, count=h * plane.line_size).reshape(h, -1)[:, :w]
+    return out
 
 
 def encode_mp4(frames: Iterator[np.ndarray], path: Path, fps: float, crf: int = 23, scale: int = 1) -> int:
