@@ -108,11 +108,13 @@ def init_distributed(device_kind: str) -> Dist:
 
 
 # ----------------------------------------------------------------------------- data
-def _loader(tc: TrainConfig, split: str, window: int, epoch: int, shuffle: bool):
+def _loader(tc: TrainConfig, split: str, window: int, epoch: int, shuffle: bool, dist: Dist | None = None,
+            skip: int = 0):
     from contra_bc.dataset.loader import make_loader
 
+    dist = dist or Dist()
     return make_loader(tc.dataset, split=split, window=window, batch_size=tc.batch_size, shuffle=shuffle,
-                       seed=tc.seed + epoch, workers=tc.workers)
+                       seed=tc.seed + epoch, workers=tc.workers, rank=dist.rank, world=dist.world, skip=skip)
 
 
 class Batches:
@@ -124,23 +126,14 @@ class Batches:
         self._open(skip=position)
 
     def _open(self, skip):
-        self._it = iter(_loader(self.tc, "train", self.window, self.epoch, shuffle=True))
-        self._index = 0  # global batch index within the epoch
-        for _ in range(skip):
-            self._take()
-
-    def _take(self):
-        while True:
-            batch = next(self._it)
-            mine = self._index % self.dist.world == self.dist.rank
-            self._index += 1
-            if mine:
-                return batch
+        # the loader reads only this rank's batches, from its position on (a resumed run skips
+        # the ones it already trained on without loading them)
+        self._it = iter(_loader(self.tc, "train", self.window, self.epoch, shuffle=True, dist=self.dist, skip=skip))
 
     def next(self):
         for _ in range(2):
             try:
-                batch = self._take()
+                batch = next(self._it)
                 self.position += 1
                 return batch
             except StopIteration:

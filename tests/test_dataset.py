@@ -190,6 +190,16 @@ def test_split_by_episode_and_loader_batches(built):
     assert batches[0] == batches[1] and batches[0] != batches[2]
     b = next(iter(make_loader(out, split="train", window=32, batch_size=4, seed=0, workers=0)))
     assert b["frames"].shape == (4, 32, 192, 192, 3) and b["actions"].shape == (4, 32)
+    # data-parallel ranks get disjoint shares that interleave back into the one-rank order, and a
+    # resumed loader starts at its position
+    ranks = [[(b["episode"].tolist(), b["start"].tolist()) for b in
+              make_loader(out, split="train", window=32, batch_size=4, seed=0, workers=0, rank=r, world=2)]
+             for r in (0, 1)]
+    assert ranks[0] and ranks[1] and [x for pair in zip(*ranks) for x in pair] == batches[0][:2 * len(ranks[1])]
+    assert sorted(ranks[0] + ranks[1]) == sorted(batches[0])
+    resumed = [(b["episode"].tolist(), b["start"].tolist()) for b in
+               make_loader(out, split="train", window=32, batch_size=4, seed=0, workers=0, rank=1, world=2, skip=1)]
+    assert resumed == ranks[1][1:]
     # split rule: by episode, seeded, >= 1 validation episode from 2 episodes, one kept for training
     assert assign_splits(2, [], 0.1, 0).count("val") == 1
     assert assign_splits(1, [], 0.5, 0) == ["train"]
@@ -212,16 +222,23 @@ def test_deterministic_bytes(recs, built, tmp_path):
     assert b"created_at" not in first["meta/info.json"]
 
 
-def test_interrupted_build_resumes(recs, built, tmp_path):
+def test_interrupted_build_resumes(tmp_path):
+    """Ctrl-C after the first shard: finished shards stay, the rerun resumes to the same bytes."""
     import signal
     import subprocess
     import time
 
     from conftest import cli_env
 
+    # long enough that the second shard takes about a second to build: Ctrl-C lands inside it
+    long_steps = 1500
+    cli("record", "--input", "bot:airstriker", "--game", GAME, "--out", tmp_path / "long", "--episodes", 2,
+        "--max-steps", long_steps, "--episode-until", "never", "--workers", 2)
+    reference = tmp_path / "reference"
+    build(tmp_path / "long", "--out", reference, "--val-fraction", "0.5")
     out = tmp_path / "resumed"
-    args = [sys.executable, "-m", "contra_bc", "build-dataset", recs["base"] / "air", recs["corrected"],
-            "--out", out, "--val-fraction", "0.25", "--workers", "1"]
+    args = [sys.executable, "-m", "contra_bc", "build-dataset", tmp_path / "long", "--out", out,
+            "--val-fraction", "0.5", "--workers", "1"]
     proc = subprocess.Popen(list(map(str, args)), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(tmp_path.glob("resumed.partial-*/data/chunk-000/file-000.parquet")) and time.time() < deadline:
@@ -232,9 +249,12 @@ def test_interrupted_build_resumes(recs, built, tmp_path):
     assert not out.exists() and "rerun the same command to resume" in stderr
     partial = list(tmp_path.glob("resumed.partial-*"))
     assert len(partial) == 1 and not list(partial[0].rglob(".*tmp"))  # no half-written shard
+    kept = partial[0] / "data" / "chunk-000" / "file-000.parquet"
+    kept_inode = kept.stat().st_ino
     done = run_cli(*args[3:], check=True)
     assert "resuming" in done.stderr and not partial[0].exists()
-    first, second = _tree_bytes(built[0]), _tree_bytes(out)
+    assert (out / "data" / "chunk-000" / "file-000.parquet").stat().st_ino == kept_inode  # reused, not redone
+    first, second = _tree_bytes(reference), _tree_bytes(out)
     assert first.keys() == second.keys() and all(first[k] == second[k] for k in first)
 
 

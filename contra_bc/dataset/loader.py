@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from contra_bc.errors import UserError
 from contra_bc.formats import dataset as fmt
@@ -178,18 +178,54 @@ class WindowDataset(Dataset):
                 "start": torch.tensor(start, dtype=torch.int64)}
 
 
+class WindowBatches(Sampler):
+    """Batches of window indices: a seeded shuffle (or the plain order) cut into batches.
+
+    For data parallel training rank r of w keeps global batches r, r+w, r+2w, ..., and a
+    resumed run passes over its first ``skip`` batches; both without reading any frame.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int, drop_last: bool = False,
+                 rank: int = 0, world: int = 1, skip: int = 0):
+        self.n, self.batch_size, self.shuffle, self.seed = int(n), int(batch_size), shuffle, int(seed)
+        self.drop_last, self.rank, self.world, self.skip = drop_last, int(rank), int(world), int(skip)
+
+    def _batches(self) -> list[list[int]]:
+        if self.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(self.seed)
+            order = torch.randperm(self.n, generator=generator).tolist()
+        else:
+            order = list(range(self.n))
+        batches = [order[i:i + self.batch_size] for i in range(0, self.n, self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches[self.rank::self.world][self.skip:]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
 def make_loader(path, split: str | None = "train", window: int = 32, batch_size: int = 8,
                 shuffle: bool = True, seed: int = 0, workers: int = 2, stride: int | None = None,
-                drop_last: bool = False):
-    """A torch DataLoader over WindowDataset; the same seed gives the same batches."""
+                drop_last: bool = False, rank: int = 0, world: int = 1, skip: int = 0):
+    """A torch DataLoader over WindowDataset; the same seed gives the same batches.
+
+    ``rank``/``world`` keep one data-parallel rank's share of the batches and ``skip`` passes
+    over that many of them (see WindowBatches).
+    """
     from torch.utils.data import DataLoader
 
     dataset = WindowDataset(path, split=split, window=window, stride=stride)
     if len(dataset) == 0:
         raise UserError(f"The {split!r} split of {path} has no episodes. Rebuild with more recordings or "
                         f"another --val-fraction, or load split=None for all episodes.")
-    generator = torch.Generator()
+    batches = WindowBatches(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                            rank=rank, world=world, skip=skip)
+    generator = torch.Generator()  # seeds the worker processes
     generator.manual_seed(int(seed))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=workers, persistent_workers=workers > 0, drop_last=drop_last,
-                      prefetch_factor=2 if workers > 0 else None)
+    return DataLoader(dataset, batch_sampler=batches, generator=generator, num_workers=workers,
+                      persistent_workers=workers > 0, prefetch_factor=2 if workers > 0 else None)
