@@ -239,7 +239,10 @@ def test_interrupted_build_resumes(tmp_path):
     out = tmp_path / "resumed"
     args = [sys.executable, "-m", "contra_bc", "build-dataset", tmp_path / "long", "--out", out,
             "--val-fraction", "0.5", "--workers", "1"]
-    proc = subprocess.Popen(list(map(str, args)), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored; give the
+    # build the default disposition, as an interactive terminal would, wherever pytest runs.
+    proc = subprocess.Popen(list(map(str, args)), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not list(tmp_path.glob("resumed.partial-*/data/chunk-000/file-000.parquet")) and time.time() < deadline:
         time.sleep(0.01)
