@@ -318,6 +318,7 @@ def test_incomplete_corrupt_and_annotation_errors(recs, tmp_path):
     proc, _ = build(novid, "--out", tmp_path / "d5", check=False)
     assert proc.returncode == 2 and "video holds only" in proc.stderr
     assert not list(tmp_path.glob("d5*/data/**/.*tmp"))
+    assert not list(tmp_path.glob("d5.partial-*"))  # no shard finished: no folder left behind
     # annotations: missing + required, and a file made for another recording
     proc, _ = build(good, "--out", tmp_path / "d6", "--require-annotations", check=False)
     assert proc.returncode == 2 and "--require-annotations" in proc.stderr

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -343,6 +344,10 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
     except KeyboardInterrupt:
         if not existing_info:
             log(f"interrupted: finished shards are kept in {root}; rerun the same command to resume")
+        raise
+    except UserError:
+        if not existing_info and not any(p.is_file() for p in root.rglob("*")):
+            shutil.rmtree(root)  # nothing finished to resume from: leave no empty folder behind
         raise
     fmt.write_meta(root, info=info, episodes=episodes, texts=texts)
     fmt.validate_dataset(root)
