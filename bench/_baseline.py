@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
+
+
+def emulator_bench_args() -> argparse.Namespace:
+    """The options every emulator bench takes: what to record, how long, and --json."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--game", default="Airstriker-Genesis-v0")
+    ap.add_argument("--input", default="bot:random")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--json", action="store_true")
+    return ap.parse_args()
 
 
 def record_and_time_bare_loop(game: str, source: str, steps: int, path: Path, hz: float = 20.0):

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -18,14 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--game", default="Airstriker-Genesis-v0")
-    ap.add_argument("--input", default="bot:random")
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    from _baseline import emulator_bench_args, record_and_time_bare_loop
 
-    from _baseline import record_and_time_bare_loop
+    args = emulator_bench_args()
     from contra_bc.downsample import DownsampleJob, check
 
     with tempfile.TemporaryDirectory() as tmp:

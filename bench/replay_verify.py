@@ -9,7 +9,6 @@ the recorder must leave a 50 ms tick mostly idle).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -22,14 +21,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--game", default="Airstriker-Genesis-v0")
-    ap.add_argument("--input", default="bot:random")
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    from _baseline import emulator_bench_args, record_and_time_bare_loop
 
-    from _baseline import record_and_time_bare_loop
+    args = emulator_bench_args()
     from contra_bc.episode import EpisodeRunner
     from contra_bc.replay import VerifyJob, verify
 

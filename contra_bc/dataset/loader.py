@@ -206,7 +206,9 @@ class WindowBatches(Sampler):
         return iter(self._batches())
 
     def __len__(self) -> int:
-        return len(self._batches())
+        full, rest = divmod(self.n, self.batch_size)
+        total = full + (1 if rest and not self.drop_last else 0)
+        return max(0, len(range(self.rank, total, self.world)) - self.skip)
 
 
 def make_loader(path, split: str | None = "train", window: int = 32, batch_size: int = 8,
