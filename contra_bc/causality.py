@@ -320,6 +320,15 @@ def check_game(policy, reader, checkpoint, dataset) -> None:
         raise UserError(f"The checkpoint {checkpoint} was trained on {policy.game}, but the dataset {dataset} "
                         f"holds {game}: the score compares frames of one game. Use a dataset of "
                         f"{policy.game} recordings (or a checkpoint trained on {game}).")
+    info = reader.info
+    if list(info["buttons"]) != list(policy.buttons):
+        raise UserError(f"The checkpoint {checkpoint} acts on buttons {policy.buttons}, but {dataset} records "
+                        f"{info['buttons']}: its actions would be read as other buttons. Use a dataset of the "
+                        f"checkpoint's platform.")
+    if list(info["frame_size"]) != [policy.frame_size, policy.frame_size]:
+        raise UserError(f"The checkpoint {checkpoint} sees {policy.frame_size}x{policy.frame_size} frames, but "
+                        f"{dataset} holds {info['frame_size'][0]}x{info['frame_size'][1]}. Rebuild the dataset "
+                        f"with `contra-bc build-dataset ... --frame-size {policy.frame_size}`.")
 
 
 def iterate_batches(dataset: Path, cfg: ScoreConfig, window: int, seed: int):

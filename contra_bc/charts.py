@@ -89,3 +89,48 @@ def line_charts(panels: list[dict], path: Path, title: str = "", panel_size=(640
     from contra_bc.images import save_png
 
     return save_png(canvas, path)
+
+
+def histogram_chart(groups: dict[str, list[float]], path: Path, title: str, xlabel: str, bins: int = 20,
+                    lo: float | None = None, hi: float | None = None, size=(640, 320)) -> Path:
+    """Side-by-side bars of how many values of each group fall in each of ``bins`` equal bins."""
+    from PIL import Image, ImageDraw
+
+    values = [v for vs in groups.values() for v in vs]
+    lo = min(values, default=0.0) if lo is None else lo
+    hi = max(values, default=1.0) if hi is None else hi
+    if hi <= lo:
+        hi = lo + 1
+    width = (hi - lo) / bins
+    counts = {name: [0] * bins for name in groups}
+    for name, vs in groups.items():
+        for v in vs:
+            counts[name][min(bins - 1, max(0, int((v - lo) / width)))] += 1
+    w, h = size
+    canvas = Image.new("RGB", (w, h), (24, 24, 24))
+    draw = ImageDraw.Draw(canvas)
+    left, right, top, bottom = 60, w - 12, 40, h - 36
+    draw.text((8, 4), title, fill=(255, 230, 120))
+    top_count = max([c for cs in counts.values() for c in cs] + [1])
+    draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
+    for t in _ticks(0, top_count):
+        y = bottom - t / top_count * (bottom - top)
+        draw.line((left - 4, y, right, y), fill=(55, 55, 55))
+        draw.text((8, y - 6), _fmt(t), fill=(190, 190, 190))
+    for t in _ticks(lo, hi):
+        x = left + (t - lo) / (hi - lo) * (right - left)
+        draw.line((x, bottom, x, bottom + 4), fill=(150, 150, 150))
+        draw.text((x - 10, bottom + 6), _fmt(t), fill=(190, 190, 190))
+    draw.text(((left + right) // 2 - 40, bottom + 20), xlabel, fill=(220, 220, 220))
+    slot = (right - left) / bins
+    bar = max(1.0, (slot - 2) / max(1, len(groups)))
+    for i, (name, cs) in enumerate(counts.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        for b, c in enumerate(cs):
+            if c:
+                x0 = left + b * slot + 1 + i * bar
+                draw.rectangle((x0, bottom - c / top_count * (bottom - top), x0 + bar - 1, bottom), fill=colour)
+        draw.text((left + 8, top + 6 + 14 * i), f"{name} ({sum(cs)})", fill=colour)
+    from contra_bc.images import save_png
+
+    return save_png(canvas, path)

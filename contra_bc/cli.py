@@ -16,6 +16,7 @@ import typer
 
 from contra_bc import __version__
 from contra_bc.errors import UserError
+from contra_bc.options import check_option_values, check_output_dirs
 
 # numpy's BLAS only multiplies small matrices here (resizing frames, a few per step); its
 # threads would contend with the video decoder, the emulator and the worker processes that
@@ -34,13 +35,17 @@ app = typer.Typer(
 
 
 def handle_errors(fn):
-    """UserError -> one paragraph on stderr and exit 2; Ctrl-C -> exit 130."""
+    """Option values checked; UserError -> one paragraph on stderr and exit 2; Ctrl-C or SIGTERM -> exit 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from contra_bc import signals
         from contra_bc.ui import err
 
+        signals.install()  # SIGTERM stops a command exactly as Ctrl-C does
         try:
+            check_option_values(kwargs)
+            check_output_dirs(kwargs)
             return fn(*args, **kwargs)
         except UserError as exc:
             from rich.markup import escape
@@ -352,15 +357,9 @@ def downsample_check(
 
 
 def _games_of(recs) -> set:
-    import json as _json
+    from contra_bc.formats.recording import read_meta
 
-    games = set()
-    for r in recs:
-        try:
-            games.add(_json.loads((Path(r) / "meta.json").read_text()).get("game"))
-        except (OSError, ValueError):
-            pass
-    return games
+    return {read_meta(Path(r))["game"] for r in recs}
 
 
 @app.command()
@@ -547,12 +546,26 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Windows per micro-batch per process."),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
     window: Optional[int] = typer.Option(None, "--window", help="History T in steps (the sliding window at play)."),
+    sequence: Optional[int] = typer.Option(None, "--sequence", help="Steps per training sequence (default 2 x "
+                                           "--window), so later steps see context from beyond one window, as play does."),
+    jitter: Optional[bool] = typer.Option(None, "--jitter/--no-jitter", help="Cut training sequences at new seeded "
+                                          "offsets every epoch (default on)."),
+    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Chance a training sequence is shown "
+                                                 "without its instructions (default 0.5), so the policy also plays "
+                                                 "without text."),
+    change_weight: Optional[float] = typer.Option(None, "--change-weight", help="Loss weight of the steps where "
+                                                  "a button group's action changes (a jump starts, a shot): the "
+                                                  "moments the screen decides (default 1 = no extra weight)."),
+    image_norm: Optional[str] = typer.Option(None, "--image-norm", help="Image encoder norm: group (per frame, "
+                                             "default) or batch (across the batch, as older checkpoints)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for init, data order and augmentation."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Colour/noise/blur/shift augmentation."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps."),
+    eval_batches: Optional[int] = typer.Option(None, "--eval-batches", help="Validation batches per "
+                                               "validation (default 8); more count more of the rare presses."),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Write a train line to metrics.jsonl every N steps."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader worker processes."),
@@ -582,10 +595,11 @@ def train(
         import json
 
         options = {**{k: v for k, v in json.loads(saved.read_text())["train"].items()
-                      if k not in ("dataset", "out", "resume")}, **options}
+                      if k not in ("dataset", "out", "resume", "stop_at")}, **options}  # --stop-at is once
     flags = {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
-             "grad_accum": grad_accum, "window": window, "lr": lr, "seed": seed, "device": device,
-             "compile": compile, "augment": augment, "eval_every": eval_every, "save_every": save_every,
+             "grad_accum": grad_accum, "window": window, "sequence": sequence, "jitter": jitter,
+             "text_dropout": text_dropout, "image_norm": image_norm, "change_weight": change_weight, "lr": lr, "seed": seed, "device": device,
+             "compile": compile, "augment": augment, "eval_every": eval_every, "eval_batches": eval_batches, "save_every": save_every,
              "log_every": log_every, "workers": workers, "text_encoder": text_encoder}
     options.update({k: v for k, v in flags.items() if v is not None})
     options["dataset"] = str(dataset)
@@ -621,7 +635,8 @@ def train(
     rows = [{"metric": "steps", "value": summary["step"]}, {"metric": "parameters", "value": f"{summary['parameters']:,}"},
             {"metric": "train loss", "value": f"{summary['train_loss']:.4f}" if summary["train_loss"] else "-"}]
     rows += [{"metric": f"val {k}", "value": f"{v:.4f}" if isinstance(v, float) else str(v)}
-             for k, v in val.items() if k == "loss" or k.startswith("ppl/") or k.startswith("acc/")]
+             for k, v in val.items() if k == "loss" or k.startswith("ppl/") or k.startswith("acc/")
+             or k.startswith("press_")]
     _table(rows, "train")
     err.print(f"checkpoint: {summary['checkpoint']}")
 
@@ -642,7 +657,8 @@ def play(
                                                   "decision (default: the checkpoint's dataset, else 1)."),
     fast: bool = typer.Option(False, "--fast", help="Headless, as fast as inference allows (implied by --episodes > 1)."),
     temperature: float = typer.Option(1.0, "--temperature", "-t", help="Sampling temperature (0 = argmax)."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed; episode i uses seed+i."),
+    seed: int = typer.Option(1_000_000, "--seed", help="Sampling seed; episode i uses seed+i. The default keeps "
+                             "evaluation seeds apart from the (small) seeds that make training data."),
     instruction: Optional[str] = typer.Option(None, "--instruction", help="Text instruction for the whole run "
                                               "(embedded once, then cached)."),
     episodes: int = typer.Option(1, "--episodes", "-n", min=1, help="Headless evaluation episodes."),
@@ -713,8 +729,12 @@ def _print_evaluation(report: dict, game: str, until: str):
 
     rows = []
     for name, s in report["policies"].items():
-        rows.append({"policy": name, "episodes": s["episodes"], "win rate": s["win_rate"],
-                     "progress (mean/max)": f"{s['progress_mean']}/{s['progress_max']}", "score": s["score_mean"],
+        ci = s.get("win_rate_ci95") or [0, 1]
+        q = s.get("progress_quartiles") or [None] * 5
+        rows.append({"policy": name, "episodes": s["episodes"],
+                     "wins (95% CI)": f"{s['wins']} ({ci[0]:.0%}-{ci[1]:.0%})",
+                     "progress mean (min/median/max)": f"{s['progress_mean']} ({q[0]}/{q[2]}/{q[4]})",
+                     "score": s["score_mean"],
                      "deaths": s["deaths_mean"], "steps": s["steps_mean"],
                      "latency p50/p99 ms": f"{s['latency_ms_p50']}/{s['latency_ms_p99']}"})
     _table(rows, f"play {game} ({report['episodes']} episodes, until {until})")

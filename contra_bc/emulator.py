@@ -253,9 +253,15 @@ class Emulator:
             state = self.game.default_state
         raw = load_state_file(self.game, state) if isinstance(state, str) else bytes(state)
         try:
-            self._em.set_state(raw)
+            loaded = self._em.set_state(raw)
         except Exception as exc:  # the core rejects bytes it cannot parse
             raise UserError(f"The start state could not be loaded into {self.game.name}: {exc}") from exc
+        # the core returns False for a cut-off state, but may take random bytes of the right length without
+        # a word: a state of this core also starts with the core's own header (e.g. "FCS", "GENPLUS-GX")
+        if not loaded or raw[:8] != self._power_on_state[:8]:
+            raise UserError(f"The start state ({len(raw)} bytes) is not a state of {self.game.name}'s emulator "
+                            f"core: it is cut off or damaged (a movie's Core.bin, a recording's start_state.gz). "
+                            f"Use an undamaged copy, or start from a named state (`contra-bc games` lists them).")
         self._data.reset()
         for _ in range(RESET_FRAMES):
             self.step(0)

@@ -14,6 +14,7 @@ import numpy as np
 
 from contra_bc.emulator import RESET_FRAMES, Emulator, classify, expected_rom_sha1
 from contra_bc.formats.recording import RecordingWriter, now_ns
+from contra_bc.signals import StopSignals  # noqa: F401  (re-exported: the recorders' import)
 
 # Which outcomes end an episode, by --episode-until.
 UNTIL = {
@@ -112,36 +113,6 @@ class EpisodeRunner:
             stable_retro_version=str(getattr(stable_retro, "__version__", "unknown")).strip(),
             extra=extra,
         )
-
-
-class StopSignals:
-    """Ctrl-C and SIGTERM set ``requested`` instead of raising mid-write.
-
-    The recording loop checks the flag once per step, so a chunk is never cut in
-    half; the loop then finishes the recording as incomplete.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def _handler(self, signum, frame):
-        self.requested = True
-
-    def __enter__(self):
-        try:
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handler)
-        except ValueError:  # not the main thread: signals stay as they are
-            pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        return False
 
 
 @contextmanager

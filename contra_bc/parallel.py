@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import queue
 import threading
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator
 
 _EMULATORS: dict = {}
@@ -39,30 +39,71 @@ def run_many(fn: Callable, items: list, *, workers: int, games: Iterable[str] = 
     Runs in this process when ``workers`` is 1 and at most one game is involved.
     ``on_result(index, result)`` is called as each result arrives (for progress).
     """
+    from contra_bc.signals import Interrupted, StopSignals, stop_requested
+
     games = set(games)
     results: list = [None] * len(items)
     if workers <= 1 and len(games) <= 1 and not (_EMULATORS and games - set(_EMULATORS)):
-        for i, item in enumerate(items):
-            results[i] = fn(item)
-            if on_result:
-                on_result(i, results[i])
+        try:
+            for i, item in enumerate(items):
+                if stop_requested():  # a job stopped early for Ctrl-C or SIGTERM: start no more
+                    raise Interrupted(results)
+                results[i] = fn(item)
+                if on_result:
+                    on_result(i, results[i])
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted(results) from None
+        if stop_requested():
+            raise Interrupted(results)
         return results
     ctx = multiprocessing.get_context("spawn")
     per_child = 1 if len(games) > 1 else None
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(items))), mp_context=ctx,
-                             max_tasks_per_child=per_child) as pool:
+    with StopSignals() as stop, ProcessPoolExecutor(max_workers=max(1, min(workers, len(items))), mp_context=ctx,
+                                                    max_tasks_per_child=per_child,
+                                                    initializer=worker_init) as pool:
         futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        pending = set(futures)
         try:
-            for fut in as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
-                if on_result:
-                    on_result(i, results[i])
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = futures[fut]
+                    results[i] = fut.result()
+                    if on_result:
+                        on_result(i, results[i])
+                if stop.requested and pending:
+                    # Ctrl-C reaches the workers from the terminal, SIGTERM to this process does not:
+                    # pass it on, let running tasks finish their files, start no more
+                    _signal_workers(pool)
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    for fut in pending:  # what the running tasks finished with
+                        if fut.done() and not fut.cancelled() and fut.exception() is None:
+                            results[futures[fut]] = fut.result()
+                    raise Interrupted(results)
         except BaseException:
-            # Ctrl-C reaches the workers too: let running tasks finish their files, start no more
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+        if stop.requested:
+            raise Interrupted(results)
     return results
+
+
+def worker_init() -> None:
+    from contra_bc.signals import worker_init as init
+
+    init()
+
+
+def _signal_workers(pool) -> None:
+    import signal
+
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, OSError):
+            pass
 
 
 def prefetch(items: Iterable, depth: int = 8) -> Iterator:

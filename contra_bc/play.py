@@ -177,18 +177,16 @@ def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict 
         "latency_ms": [round(x, 3) for x in lat.tolist()],
         "recording": meta.get("path") if meta else None,
         "complete": meta.get("complete") if meta else True,
+        "death_progress": [int(p) for p in getattr(runner, "death_progress", [])],
     }
-
-
-_STOPPED = False  # set once Ctrl-C/SIGTERM ended an episode: this process starts no further episodes
 
 
 def play_episode(job: PlayJob) -> dict:
     """Play one headless episode as fast as inference allows; record it if job.out is set."""
-    global _STOPPED
     from contra_bc.parallel import shared_emulator
+    from contra_bc.signals import stop_requested
 
-    if _STOPPED:
+    if stop_requested():  # Ctrl-C/SIGTERM ended an episode: this process starts no further episodes
         return {"episode": job.episode, "skipped": True, "end_reason": "interrupted", "steps": 0,
                 "recording": None}
 
@@ -208,6 +206,7 @@ def play_episode(job: PlayJob) -> dict:
                                     source_detail=detail, hz=job.hz,
                                     extra=_extra(job))
     max_progress = progress_of(game, runner.variables)
+    deaths = runner.death_progress = []
     started = time.perf_counter()
     end_reason = "max_steps"
     meta = None
@@ -215,7 +214,7 @@ def play_episode(job: PlayJob) -> dict:
     with StopSignals() as stop:
         while runner.steps < job.max_steps:
             if stop.requested:
-                complete, end_reason, _STOPPED = False, "interrupted", True
+                complete, end_reason = False, "interrupted"
                 break
             action = actor.act(emu, screen)
             row = runner.step(action, actor.name)
@@ -223,6 +222,8 @@ def play_episode(job: PlayJob) -> dict:
                 writer.add(screen, row)
             screen = emu.screen()
             max_progress = max(max_progress, progress_of(game, runner.variables))
+            if row["event"] == "death":  # where in the level the agent died
+                deaths.append(max_progress)
             if runner.done:
                 end_reason = runner.outcome
                 break
@@ -254,11 +255,20 @@ def summarize(results: list[dict]) -> dict:
     def mean(xs):
         return round(float(np.mean(xs)), 3) if len(xs) else None
 
+    wins = sum(bool(r["win"]) for r in results)
+    progress = [int(r["progress"]) for r in results]
+    low, high = wilson_interval(wins, len(results))
     return {
         "episodes": len(results),
+        "wins": wins,
         "win_rate": mean([float(r["win"]) for r in results]),
-        "progress_mean": mean([r["progress"] for r in results]),
-        "progress_max": max((r["progress"] for r in results), default=None),
+        "win_rate_ci95": [round(low, 4), round(high, 4)] if results else None,
+        "progress_mean": mean(progress),
+        "progress_max": max(progress, default=None),
+        "progress_quartiles": ([int(np.percentile(progress, q)) for q in (0, 25, 50, 75, 100)]
+                               if progress else None),
+        "progress": progress,
+        "death_progress": sorted(p for r in results for p in r.get("death_progress", [])),
         "score_mean": mean(scores),
         "deaths_mean": mean([r["deaths"] for r in results]),
         "steps_mean": mean([r["steps"] for r in results]),
@@ -267,6 +277,20 @@ def summarize(results: list[dict]) -> dict:
         "steps_per_s": round(steps / wall, 1) if wall > 0 else None,
         "outcomes": {o: sum(r["outcome"] == o for r in results) for o in ("win", "death", "game_over", "none")},
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The 95% Wilson score interval of a win rate (sound at 0 and at n wins, unlike the normal one)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+# Evaluation seeds start here by default, far from the seeds that make training data (bots, train --seed).
+EVAL_SEED = 1_000_000
 
 
 @dataclass
@@ -337,8 +361,16 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
     jobs = evaluation_jobs(cfg, frames_per_step, hz)
     if cfg.out:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    results = run_many(play_episode, [j for _, j in jobs], workers=min(max(1, cfg.workers), len(jobs)),
-                       games=[cfg.game], on_result=on_result)
+    from contra_bc.signals import Interrupted
+
+    stopped = None
+    try:
+        results = run_many(play_episode, [j for _, j in jobs], workers=min(max(1, cfg.workers), len(jobs)),
+                           games=[cfg.game], on_result=on_result)
+    except Interrupted as exc:  # report the episodes played so far, then exit 130
+        stopped = exc
+        results = [r if r is not None else {"episode": j.episode, "skipped": True, "end_reason": "interrupted"}
+                   for r, (_, j) in zip(exc.results, jobs)]
     report = {"game": cfg.game, "state": cfg.state or get_game(cfg.game).default_state,
               "checkpoint": cfg.checkpoint, "episodes": cfg.episodes, "workers": cfg.workers,
               "frames_per_step": frames_per_step, "hz": hz, "max_steps": cfg.max_steps,
@@ -346,16 +378,33 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
               "instruction": cfg.instruction,
               "baseline_policy": "RandomMomentum (bot:random): random buttons without START/SELECT, "
                                  "each combination held 1-12 steps" if any(k == "random" for k, _ in jobs) else None,
-              "interrupted": any(r.get("end_reason") == "interrupted" for r in results),
+              "interrupted": stopped is not None or any(r.get("end_reason") == "interrupted" for r in results),
               "policies": {}, "episodes_detail": {}}
     for kind in dict.fromkeys(k for k, _ in jobs):
         mine = [r for (k, _), r in zip(jobs, results) if k == kind and not r.get("skipped")]
         report["policies"][kind] = summarize(mine)
         report["episodes_detail"][kind] = [{k: v for k, v in r.items() if k != "latency_ms"} for r in mine]
+    report["seeds"] = [cfg.seed, cfg.seed + cfg.episodes - 1]
     if cfg.out:
+        report["deaths_png"] = draw_deaths(report, Path(cfg.out) / "deaths.png")
         atomic.write_json(Path(cfg.out) / "evaluation.json", report)
         report["report"] = str(Path(cfg.out) / "evaluation.json")
+    if stopped is not None:
+        raise stopped
     return report
+
+
+def draw_deaths(report: dict, path: Path) -> str | None:
+    """Where in the level each policy died (progress at each death), as a histogram PNG."""
+    from contra_bc.charts import histogram_chart
+
+    groups = {name: s.get("death_progress") or [] for name, s in report["policies"].items()}
+    reach = [p for s in report["policies"].values() for p in (s.get("progress") or [])]
+    if not any(groups.values()):
+        return None
+    histogram_chart(groups, path, title=f"where the episodes' deaths happened ({report['game']})",
+                    xlabel="progress at death", lo=0, hi=max(reach + [p for g in groups.values() for p in g]))
+    return str(path)
 
 
 # ---------------------------------------------------------------- the window: watch, take over

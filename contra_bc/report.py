@@ -29,6 +29,11 @@ from contra_bc.formats import atomic
 from contra_bc.formats.recording import find_recordings, read_recording
 
 
+# what the pipeline's stages write into a run folder (see the layout above)
+STAGE_OUTPUTS = ("verify.json", "downsample.json", "control.json", "dataset.json", "eval/evaluation.json",
+                 "causality.json", "run/metrics.jsonl", "expert20")
+
+
 def _load(path: Path):
     try:
         return json.loads(path.read_text())
@@ -64,6 +69,11 @@ def build_report(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a directory; give the folder the demo wrote (e.g. demo-out).")
+    stages = [run_dir / p for p in STAGE_OUTPUTS]
+    if not any(p.exists() for p in stages):
+        raise UserError(f"{run_dir} is not a pipeline run: it holds none of {', '.join(STAGE_OUTPUTS)}. `report` "
+                        f"writes report.md and report-images/ into such a folder (examples/demo.sh makes one), so it "
+                        f"leaves other folders alone.")
     verify = _load(run_dir / "verify.json")
     downsample = _load(run_dir / "downsample.json")
     control = _load(run_dir / "control.json")
@@ -71,6 +81,7 @@ def build_report(run_dir: Path) -> dict:
     evaluation = _load(run_dir / "eval" / "evaluation.json")
     causality = _load(run_dir / "causality.json")
     expert = expert_summary(run_dir / "expert20")
+    validation = last_validation(run_dir / "run")
     policies = {}
     if expert:
         policies["expert"] = expert
@@ -83,15 +94,17 @@ def build_report(run_dir: Path) -> dict:
         summary["progress_vs_expert"] = (p / expert_progress) if (p is not None and expert_progress) else None
     agent = policies.get("agent")
     verdict = None
-    if agent and agent.get("progress_vs_expert") is not None:
-        share = agent["progress_vs_expert"]
+    if agent and agent.get("win_rate") is not None:
+        share = agent.get("progress_vs_expert")
         rnd = policies.get("random", {}).get("progress_vs_expert")
         verdict = {
+            "agent_win_rate": agent["win_rate"],
+            "agent_win_rate_ci95": agent.get("win_rate_ci95"),
             "agent_progress_vs_expert": share,
             "random_progress_vs_expert": rnd,
-            "target": 0.5,
-            "met": share >= 0.5,
-            "better_than_random": rnd is None or share > rnd,
+            "target_win_rate": 0.5,
+            "met": agent["win_rate"] >= 0.5,
+            "better_than_random": rnd is None or share is None or share > rnd,
         }
     return {
         "run_dir": str(run_dir),
@@ -101,10 +114,28 @@ def build_report(run_dir: Path) -> dict:
         "downsample": None if downsample is None else downsample["summary"],
         "control": None if control is None else control["summary"],
         "dataset": dataset,
+        "evaluation_seeds": None if evaluation is None else evaluation.get("seeds"),
         "policies": policies,
         "verdict": verdict,
         "causality": causality,
+        "validation": validation,
     }
+
+
+def last_validation(run: Path) -> dict | None:
+    """The last validation record of a training run's metrics.jsonl (None if there is none)."""
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    last = None
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by an interruption
+        if isinstance(row, dict) and row.get("kind") == "val":
+            last = row
+    return last
 
 
 def _fmt(v, pct=False):
@@ -137,26 +168,47 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
     lines += ["", f"## Agent vs random vs expert ({where})", "",
               "`expert` is bot:expert, which made the training data (from its recordings); `agent` the "
               "trained policy; `random` random buttons held for random stretches.", "",
-              "| policy | episodes | win rate | mean progress | vs expert | score | deaths | latency p50 / p99 ms |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| policy | episodes | win rate (95% CI) | mean progress | vs expert | progress min / median / max "
+              "| score | deaths | latency p50 / p99 ms |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, s in report["policies"].items():
         lat = "-" if s.get("latency_ms_p50") is None else f"{s['latency_ms_p50']:.1f} / {s['latency_ms_p99']:.1f}"
-        lines.append(f"| {name} | {s.get('episodes')} | {_fmt(s.get('win_rate'), True)} | "
-                     f"{_fmt(s.get('progress_mean'))} | {_fmt(s.get('progress_vs_expert'), True)} | "
+        ci = s.get("win_rate_ci95")
+        wins = _fmt(s.get("win_rate"), True) + (f" ({ci[0]:.0%}–{ci[1]:.0%})" if ci else "")
+        q = s.get("progress_quartiles")
+        spread = f"{q[0]:,} / {q[2]:,} / {q[4]:,}" if q else "-"
+        lines.append(f"| {name} | {s.get('episodes')} | {wins} | "
+                     f"{_fmt(s.get('progress_mean'))} | {_fmt(s.get('progress_vs_expert'), True)} | {spread} | "
                      f"{_fmt(s.get('score_mean'))} | {_fmt(s.get('deaths_mean'))} | {lat} |")
+    seeds = report.get("evaluation_seeds")
     lines += ["", "Progress is `(level·256 + screen)·256 + offset` from the game's RAM (level, screen, "
-              "scroll), the furthest point reached in the episode.", ""]
+              "scroll), the furthest point reached in the episode. A win is clearing the level within the "
+              "lives the game gives."
+              + (f" The agent's episodes used sampling seeds {seeds[0]:,}–{seeds[1]:,}, apart from every seed "
+                 "that made training data." if seeds else ""), ""]
     v = report["verdict"]
     if v:
+        ci = v.get("agent_win_rate_ci95") or [0, 1]
+        line = (f"won {v['agent_win_rate']:.0%} of its episodes (95% CI {ci[0]:.0%}–{ci[1]:.0%}) and reached "
+                f"{_fmt(v['agent_progress_vs_expert'], True)} of the expert's mean progress")
         if v["met"]:
-            lines.append(f"**The trained agent reached {v['agent_progress_vs_expert']:.0%} of the expert's mean "
-                         f"progress** (target 50%; random: {_fmt(v['random_progress_vs_expert'], True)}).")
+            lines.append(f"**The trained agent {line}** (target: 50% wins).")
         else:
-            lines.append(f"**The trained agent fell short of the target**: {v['agent_progress_vs_expert']:.0%} of the "
-                         f"expert's mean progress against a target of 50% (random: "
-                         f"{_fmt(v['random_progress_vs_expert'], True)}). "
+            lines.append(f"**The trained agent fell short of the target of 50% wins**: it {line} (random: "
+                         f"{_fmt(v['random_progress_vs_expert'], True)} of the expert's progress). "
                          + ("It is still ahead of the random policy." if v["better_than_random"]
                             else "It is not ahead of the random policy."))
+    val = report.get("validation")
+    buttons = sorted({k.split("/", 1)[1] for k in (val or {}) if k.startswith("press_recall/")})
+    if buttons:
+        lines += ["", f"## Decisive actions on the validation split (step {val.get('step')})", "",
+                  "Press edges (a button going down) are rare and decide the game: a jump start, a shot. "
+                  "Per-button accuracy hides them; these count them. Recall and precision of the most likely "
+                  "action, and the mean probability the policy gives the press where the expert pressed.", "",
+                  "| button | presses | recall | precision | mean P(press) at a press |", "|---|---|---|---|---|"]
+        for b in buttons:
+            lines.append(f"| {b} | {val.get(f'presses/{b}')} | {_fmt(val.get(f'press_recall/{b}'))} | "
+                         f"{_fmt(val.get(f'press_precision/{b}'))} | {_fmt(val.get(f'press_prob/{b}'))} |")
     c = report["causality"]
     if c:
         score = c.get("score", c.get("mean"))
@@ -167,7 +219,8 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
                   f"other scenes. Zero would mean the policy ignores what it sees."]
     pictures = []
     for label, src in [("First divergence of a pooled expert run", _first_png(run_dir)),
-                       ("Training and validation loss", run_dir / "run" / "loss.png")]:
+                       ("Training and validation loss", run_dir / "run" / "loss.png"),
+                       ("Where the episodes' deaths happened (progress at each death)", run_dir / "eval" / "deaths.png")]:
         if src and Path(src).is_file():
             dst = images / Path(src).name
             shutil.copyfile(src, dst)

@@ -32,7 +32,14 @@ class TrainConfig:
     stop_at: int | None = None        # stop (with a checkpoint) at this step; --resume continues the same schedule
     batch_size: int = 8               # per process, per micro-batch
     grad_accum: int = 1
-    window: int | None = None         # history T in steps (default: the preset's)
+    window: int | None = None         # history in steps: the attention window, in training and in play (default: the preset's)
+    sequence: int | None = None       # steps per training sequence (default 2 x window): longer than the window, so
+                                      # later steps see what play's sliding KV cache sees (context from > window back)
+    jitter: bool = True               # cut training sequences at seeded offsets, new ones every epoch
+    change_weight: float = 1.0        # loss weight of steps where a button group changes (keyframes: jump starts)
+    text_dropout: float = 0.5         # chance a training sequence is shown with no instruction (the null text
+                                      # token), so the policy also runs without text, as play does by default
+    image_norm: str = "group"         # image encoder norm: group (per frame) or batch (as checkpoints without image_norm had it)
     lr: float | None = None           # default: the preset's (paper D.2: 1e-4, 3e-5 for 1.2B)
     weight_decay: float = 1e-4
     betas: tuple = (0.9, 0.999)
@@ -59,6 +66,9 @@ class TrainConfig:
         if unknown:
             raise UserError(f"unknown training option(s) {', '.join(unknown)} in the config; valid keys: "
                             f"{', '.join(sorted(names))}.")
+        from contra_bc.options import check_option_values
+
+        check_option_values(d)
         return cls(**d)
 
 
@@ -114,7 +124,19 @@ def _loader(tc: TrainConfig, split: str, window: int, epoch: int, shuffle: bool,
 
     dist = dist or Dist()
     return make_loader(tc.dataset, split=split, window=window, batch_size=tc.batch_size, shuffle=shuffle,
-                       seed=tc.seed + epoch, workers=tc.workers, rank=dist.rank, world=dist.world, skip=skip)
+                       seed=tc.seed + epoch, workers=tc.workers, rank=dist.rank, world=dist.world, skip=skip,
+                       jitter=tc.jitter and split == "train")
+
+
+def drop_text(text, seed: int, step: int, micro: int, rank: int, p: float):
+    """Training sequences shown with no instruction: each, with probability p, gets text -1 throughout."""
+    import torch
+
+    if p <= 0:
+        return text
+    gen = torch.Generator(device="cpu").manual_seed((((seed * 1_000_003 + step) * 64 + micro) * 1024 + rank) ^ 0x5EED)
+    drop = torch.rand(text.shape[0], generator=gen) < p
+    return torch.where(drop.to(text.device)[:, None], torch.full_like(text, -1), text)
 
 
 class Batches:
@@ -133,7 +155,10 @@ class Batches:
     def next(self):
         for _ in range(2):
             try:
-                batch = next(self._it)
+                try:
+                    batch = next(self._it)
+                except UserError as exc:  # raised in a loader worker: torch wraps it in that worker's traceback
+                    raise UserError(worker_error_message(exc)) from None
                 self.position += 1
                 return batch
             except StopIteration:
@@ -141,6 +166,13 @@ class Batches:
                 self._open(skip=0)
         raise UserError(f"the train split of {self.tc.dataset} yields no batch of window {self.window}; use a smaller "
                         "--window or --batch-size, or build the dataset from more recordings.")
+
+
+def worker_error_message(exc: Exception) -> str:
+    """The message of a UserError raised in a data-loader worker, without the traceback torch wraps it in."""
+    text = str(exc)
+    marker = "UserError: "
+    return text[text.rindex(marker) + len(marker):].strip() if marker in text else text
 
 
 def _to(batch, device):
@@ -163,11 +195,23 @@ def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
     count = 0
     names = [(i, b) for i, b in enumerate(schema.buttons) if b]
     conf = {b: [0, 0, 0, 0] for _, b in names}  # tp fp fn tn
+    # press edges (button up at t-1, down at t) of the one-button groups: jump starts and shots, the rare
+    # decisive actions that per-button accuracy hides; tp fp fn and the summed probability at true edges
+    singles = [(g, grp.bits[0], grp.name) for g, grp in enumerate(schema.groups) if len(grp.bits) == 1]
+    edges = {name: [0, 0, 0, 0.0] for _, _, name in singles}
     model.eval()
+
+    def batches():
+        try:
+            for n, batch in enumerate(loader):
+                if n >= tc.eval_batches:
+                    return
+                yield batch
+        except UserError as exc:  # from a loader worker
+            raise UserError(worker_error_message(exc)) from None
+
     with torch.no_grad():
-        for n, batch in enumerate(loader):
-            if n >= tc.eval_batches:
-                break
+        for batch in batches():
             batch = _to(batch, device)
             _, stats = model.loss(batch, z_loss=0.0)
             k = int(stats["count"])
@@ -184,6 +228,18 @@ def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
                 conf[b][1] += int((p & (1 - t)).sum())
                 conf[b][2] += int(((1 - p) & t).sum())
                 conf[b][3] += int(((1 - p) & (1 - t)).sum())
+            valid = stats["keep"][:, 1:] & batch["valid"][:, :-1]  # the step before is real (teacher-forced)
+            before = batch["actions"][:, :-1]
+            predicted = schema.decode_tensor(torch.stack([lg.argmax(-1) for lg in stats["logits"]], -1))[:, 1:]
+            for g, bit, name in singles:
+                up = ((before >> bit) & 1) == 0
+                true_edge = up & (((batch["actions"][:, 1:] >> bit) & 1) == 1) & valid
+                pred_edge = up & (((predicted >> bit) & 1) == 1) & valid
+                p_down = torch.softmax(stats["logits"][g][:, 1:].float(), -1)[..., 1]
+                edges[name][0] += int((true_edge & pred_edge).sum())
+                edges[name][1] += int((~true_edge & pred_edge).sum())
+                edges[name][2] += int((true_edge & ~pred_edge).sum())
+                edges[name][3] += float(p_down[true_edge].sum())
     model.train()
     if not count:
         return {}
@@ -195,6 +251,11 @@ def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
         out[f"acc/{b}"] = (tp + tn) / max(1, tp + fp + fn + tn)
         out[f"precision/{b}"] = tp / (tp + fp) if tp + fp else None
         out[f"recall/{b}"] = tp / (tp + fn) if tp + fn else None
+    for name, (tp, fp, fn, p_sum) in edges.items():
+        out[f"press_recall/{name}"] = tp / (tp + fn) if tp + fn else None
+        out[f"press_precision/{name}"] = tp / (tp + fp) if tp + fp else None
+        out[f"press_prob/{name}"] = p_sum / (tp + fn) if tp + fn else None  # mean P(press) where the expert pressed
+        out[f"presses/{name}"] = tp + fn
     return out
 
 
@@ -275,7 +336,12 @@ def _device(tc: TrainConfig, dist: Dist):
 
     if tc.device == "auto":
         return torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(tc.device)
+    try:
+        dev = torch.device(tc.device)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {tc.device!r} is not a device torch knows; use auto, cpu, cuda or cuda:N.") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {tc.device}: contra-bc trains on cpu or cuda; use auto, cpu, cuda or cuda:N.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {tc.device}: this torch has no CUDA ({torch.__version__}). Use --device cpu.")
     return dev
@@ -306,6 +372,8 @@ def train(tc: TrainConfig, on_step=None) -> dict:
 
     if tc.preset not in PRESETS:
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {tc.preset!r}.")
+    if tc.image_norm not in ("group", "batch"):
+        raise UserError(f"--image-norm must be group or batch, not {tc.image_norm!r}.")
     if tc.max_steps < 1 or tc.batch_size < 1 or tc.grad_accum < 1:
         raise UserError("--max-steps, --batch-size and --grad-accum must be at least 1.")
     run = Path(tc.out)
@@ -313,21 +381,41 @@ def train(tc: TrainConfig, on_step=None) -> dict:
     device = _device(tc, dist)
     if dist.world > 1 and device.type == "cuda":
         torch.cuda.set_device(device)
-    if tc.resume and not (run / "last").exists():
+    if run.exists() and not run.is_dir():
+        raise UserError(f"--out {run} is a file; give a directory for the run (checkpoints, metrics.jsonl).")
+    started = (run / "last").exists()
+    unstarted = run.is_dir() and not started and (run / "config.json").is_file()
+    if tc.resume and not started and not unstarted:
         raise UserError(f"--resume: {run} has no `last` checkpoint pointer. Start a new run without --resume, or "
                         "pass the --out directory of an earlier `contra-bc train`.")
-    if not tc.resume and run.exists() and any(run.iterdir()):
+    if not tc.resume and run.exists() and any(run.iterdir()) and not unstarted:
         raise UserError(f"{run} exists and is not empty. Continue it with `--resume`, or choose a new --out.")
+    if unstarted:  # stopped before its first checkpoint: nothing to resume, so it starts again from step 0
+        tc = dataclasses.replace(tc, resume=False)
+        for stale in (METRICS, "loss.png"):
+            (run / stale).unlink(missing_ok=True)
 
     from contra_bc.dataset.loader import DatasetReader
 
+    from contra_bc.formats.dataset import validate_dataset
+
+    validate_dataset(tc.dataset)  # every shard's footer, columns and rows, before any worker reads one
     ds = DatasetReader(tc.dataset)
     info = ds.info
     schema = ActionSchema.from_buttons(info["buttons"])
     preset = PRESETS[tc.preset]
-    model_cfg = dataclasses.replace(preset, history=tc.window or preset.history,
+    model_cfg = dataclasses.replace(preset, history=tc.window or preset.history, image_norm=tc.image_norm,
                                     layer_windows=None, frame_size=int(info.get("frame_size", [192])[0]))
     window = model_cfg.history
+    smallest = model_cfg.cnn_input_pool * 16  # the image encoder halves the frame 4 times after pooling it
+    if model_cfg.frame_size < smallest:
+        raise UserError(f"{tc.dataset} holds {model_cfg.frame_size}x{model_cfg.frame_size} frames; the {tc.preset} "
+                        f"preset's image encoder needs at least {smallest}x{smallest}. Rebuild the dataset with "
+                        f"`contra-bc build-dataset ... --frame-size 192` (the default).")
+    sequence = tc.sequence or 2 * window
+    if sequence < window:
+        raise UserError(f"--sequence {sequence} is shorter than --window {window}: a training sequence must hold at "
+                        f"least one full attention window (default: 2 x window).")
     base_lr = tc.lr if tc.lr is not None else model_cfg.lr
 
     torch.manual_seed(tc.seed)
@@ -392,20 +480,25 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                                       "training_state": tensors},
                                      {"training_state": scalars})
 
-    batches = Batches(tc, window, dist, epoch, position)
+    batches = Batches(tc, sequence, dist, epoch, position)
     data_at_step = (batches.epoch, batches.position)  # the data position after the last finished step
     stop = min(tc.max_steps, tc.stop_at or tc.max_steps)
     model.train()
     last_val, t_last, s_last = {}, time.perf_counter(), step
     record, saved_step = {}, step
+    from contra_bc.signals import StopSignals
+
+    signals = StopSignals()
     try:
-        while step < stop:
+        signals.__enter__()  # Ctrl-C and SIGTERM stop between steps: the step in flight finishes
+        while step < stop and not signals.requested:
             lr = lr_at(step, base_lr, tc)
             for g in opt.param_groups:
                 g["lr"] = lr
             loss_sum, nll_sum = 0.0, [0.0] * len(schema.groups)
             for micro in range(tc.grad_accum):
                 batch = _to(batches.next(), device)
+                batch["text"] = drop_text(batch["text"], tc.seed, step, micro, dist.rank, tc.text_dropout)
                 frames = batch["frames"]
                 if tc.augment:
                     gen = torch.Generator(device="cpu").manual_seed(
@@ -414,7 +507,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                 last_micro = micro == tc.grad_accum - 1
                 ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
                 with ctx, autocast:
-                    loss, stats = fwd(batch, frames, tc.z_loss)
+                    loss, stats = fwd(batch, frames, tc.z_loss, tc.change_weight)
                     (loss / tc.grad_accum).backward()
                 loss_sum += float(loss.detach()) / tc.grad_accum
                 nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
@@ -434,7 +527,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                 t_last, s_last = now, step
                 append_metrics(run, record)
             if step % tc.eval_every == 0 or step == stop:
-                last_val = evaluate(model, tc, window, device)
+                last_val = evaluate(model, tc, sequence, device)
                 if last_val:
                     append_metrics(run, {"kind": "val", "step": step, **last_val})
                 draw_loss_png(run)
@@ -443,11 +536,19 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                 saved_step = step
             if on_step:
                 on_step(step, stop, record)
-    except KeyboardInterrupt:
+    except BaseException:
         # the step in flight is dropped; the state after the last finished step is saved for --resume
+        if signals.requested and dist.main and step > saved_step:
+            save(step)
+        if signals.requested:  # a data-loader worker that died of the same Ctrl-C is part of the stop
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signals.__exit__(None, None, None)
+    if signals.requested:
         if dist.main and step > saved_step:
             save(step)
-        raise
+        raise KeyboardInterrupt
     if dist.world > 1:
         import torch.distributed as tdist
 

@@ -50,6 +50,7 @@ class FakeGemini:
         self.active_after_polls = 1         # None: never becomes ACTIVE
         self.batches: dict[str, dict] = {}  # name -> {"requests", "polls", "cancelled"}
         self.batch_done_after_polls = 1     # None: never finishes
+        self.lose_batch_creates = 0         # creates that make the job but answer 503
         self.delay_s = 0.0                  # generateContent handling time
         self.inflight = 0
         self.max_inflight = 0
@@ -92,7 +93,12 @@ class FakeGemini:
                 if self.path.endswith(":batchGenerateContent"):
                     name = f"batches/b{len(fake.batches)}"
                     fake.batches[name] = {"requests": req["json"]["batch"]["inputConfig"]["requests"]["requests"],
-                                          "polls": 0, "cancelled": False}
+                                          "polls": 0, "cancelled": False,
+                                          "display_name": req["json"]["batch"].get("displayName")}
+                    if fake.lose_batch_creates > 0:  # the job exists, but the answer never gets back
+                        fake.lose_batch_creates -= 1
+                        return self._send(503, {"error": {"code": 503, "message": "The service is unavailable.",
+                                                          "status": "UNAVAILABLE"}})
                     return self._send(200, fake.batch_json(name))
                 if self.path.endswith(":cancel"):
                     name = self.path.split("/v1beta/", 1)[-1].removesuffix(":cancel")
@@ -116,6 +122,8 @@ class FakeGemini:
             def do_GET(self):
                 self._record("GET")
                 name = self.path.split("/v1beta/", 1)[-1].split("?")[0]
+                if name == "batches":  # batches.list: a ListOperationsResponse
+                    return self._send(200, {"operations": [fake.batch_json(n) for n in fake.batches]})
                 if name in fake.batches:
                     fake.batches[name]["polls"] += 1
                     return self._send(200, fake.batch_json(name))
@@ -173,12 +181,32 @@ class FakeGemini:
             return code, {"error": {"code": code, "message": message, "status": status, **extra}}
         raise AssertionError(kind)
 
+    @staticmethod
+    def thinking_error(model: str, config: dict) -> str | None:
+        """What the API answers 400 for (public docs, "Gemini thinking"): thinkingLevel is for Gemini 3 models
+        (Pro: LOW or HIGH), thinkingBudget for 2.5 ones; never both in one request."""
+        thinking = (config or {}).get("thinkingConfig") or {}
+        level, budget = thinking.get("thinkingLevel"), thinking.get("thinkingBudget")
+        if level is not None and budget is not None:
+            return "thinking_level and thinking_budget cannot both be set"
+        if model.startswith("gemini-2.5") and level is not None:
+            return "thinking_level is not supported by this model"
+        if model.startswith("gemini-3") and "pro" in model and level not in (None, "LOW", "HIGH"):
+            return f"thinking level {level} is not supported by this model"
+        if model.startswith("gemini-2.5-pro") and budget is not None and budget < 128:
+            return "this model only works in thinking mode: thinking budget must be at least 128"
+        return None
+
     def generate(self, handler, req):
         with self.lock:
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
         try:
             time.sleep(self.delay_s)
+            model = req["path"].split("/models/", 1)[-1].split(":", 1)[0]
+            error = self.thinking_error(model, (req["json"] or {}).get("generationConfig"))
+            if error:
+                return handler._send(400, {"error": {"code": 400, "message": error, "status": "INVALID_ARGUMENT"}})
             handler._send(*self.reply(self.next_behaviour()))
         finally:
             with self.lock:
@@ -188,7 +216,7 @@ class FakeGemini:
         job = self.batches[name]
         done = self.batch_done_after_polls is not None and job["polls"] >= self.batch_done_after_polls
         meta = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch",
-                "name": name, "model": f"models/{MODEL}",
+                "name": name, "model": f"models/{MODEL}", "displayName": job.get("display_name"),
                 "state": "BATCH_STATE_CANCELLED" if job["cancelled"] else
                          "BATCH_STATE_SUCCEEDED" if done else "BATCH_STATE_PENDING"}
         if done and not job["cancelled"]:
@@ -508,6 +536,14 @@ def test_batch_mode_sends_every_window_in_one_job(fake, session_dir, tmp_path):
     assert not (tmp_path / "episode-0001.annotations.json").exists()
 
 
+def test_a_batch_create_whose_answer_was_lost_is_found_not_made_twice(fake, session_dir, tmp_path):
+    fake.lose_batch_creates = 1
+    proc, results = annotate(fake, first(session_dir), "--out-dir", tmp_path, "--batch", "--retry-base", "0.01")
+    assert proc.returncode == 0 and [r["status"] for r in results] == ["annotated"], proc.stdout + proc.stderr
+    assert len(fake.batches) == 1  # one job, one bill
+    assert any(r["method"] == "GET" and r["path"].split("?")[0].endswith("/batches") for r in fake.requests)
+
+
 def test_batch_that_never_finishes_is_cancelled(fake, session_dir, tmp_path):
     fake.batch_done_after_polls = None
     proc, results = annotate(fake, first(session_dir), "--out-dir", tmp_path, "--batch", "--batch-timeout", 1)
@@ -597,3 +633,21 @@ def test_example_table_matches_an_outpost_expert_run(tmp_path):
         [want] = [s for k, s in expected.items() if k in e["text"]]
         assert screen[(e["start_step"] + e["end_step"]) // 2] == want, e
     assert doc["entries"][-1]["end_step"] == rec.n_steps - 1 and rec.meta["outcome"] == "win"
+
+
+@pytest.mark.parametrize("model,level,expected", [
+    ("gemini-3-flash-preview", "off", {"thinkingLevel": "MINIMAL"}),
+    ("gemini-3-pro-preview", "off", {"thinkingLevel": "LOW"}),
+    ("gemini-2.5-flash", "low", {"thinkingBudget": 1024}),
+    ("gemini-2.5-flash", "off", {"thinkingBudget": 0}),
+    ("gemini-2.5-pro", "off", {"thinkingBudget": 128}),
+])
+def test_thinking_is_configured_for_the_models_family(fake, session_dir, tmp_path, model, level, expected):
+    """`off` never leaves the config out (Gemini 3 would then think at HIGH); 2.5 models take a budget."""
+    proc, results = annotate(fake, first(session_dir), "--out-dir", tmp_path / "ann", "--model", model,
+                             "--thinking-level", level)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [req] = fake.generate_requests()
+    thinking = req["json"]["generationConfig"]["thinkingConfig"]
+    assert {wire(thinking, k): None for k in expected} and {k: wire(thinking, k) for k in expected} == expected
+    assert len([v for v in thinking.values() if v is not None]) == 1

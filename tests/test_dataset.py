@@ -231,7 +231,7 @@ def test_interrupted_build_resumes(tmp_path):
     from conftest import cli_env
 
     # long enough that the second shard takes about a second to build: Ctrl-C lands inside it
-    long_steps = 1500
+    long_steps = 3000
     cli("record", "--input", "bot:airstriker", "--game", GAME, "--out", tmp_path / "long", "--episodes", 2,
         "--max-steps", long_steps, "--episode-until", "never", "--workers", 2)
     reference = tmp_path / "reference"
@@ -246,7 +246,11 @@ def test_interrupted_build_resumes(tmp_path):
     deadline = time.time() + 120
     while not list(tmp_path.glob("resumed.partial-*/data/chunk-000/file-000.parquet")) and time.time() < deadline:
         time.sleep(0.01)
+    # freeze the build, queue Ctrl-C, thaw it: the signal is there before it can finish the second shard,
+    # and it lands wherever the build happens to be (a pyarrow destructor included)
+    proc.send_signal(signal.SIGSTOP)
     proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGCONT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert not out.exists() and "rerun the same command to resume" in stderr
@@ -276,6 +280,51 @@ def test_append_keeps_old_shards(recs, tmp_path):
     assert all(new[k] == v for k, v in old.items() if k.startswith("data/"))
     assert sorted(ds.texts) == ["Dodge the bullets", "Shoot the first wave"]
     assert cli("build-dataset", recs["air"][0], "--out", out, check=False).returncode == 2  # no silent overwrite
+
+
+def test_an_append_cut_off_before_its_commit_reads_as_before_and_reruns(recs, tmp_path):
+    from contra_bc.dataset.loader import DatasetReader
+
+    out = tmp_path / "grow"
+    build(*recs["air"][:2], "--out", out)
+    old_info = (out / "meta" / "info.json").read_bytes()
+    build(recs["air"][2], "--out", out, "--append")
+    # the append is cut off after the new shard and episodes/texts tables, before info.json (its commit)
+    (out / "meta" / "info.json").write_bytes(old_info)
+    ds = DatasetReader(out)
+    assert len(ds.episodes) == 2 and len(ds.texts) == 2                 # the dataset as it was
+    _, report = build(recs["air"][2], "--out", out, "--append")         # rerunning finishes the append
+    assert [r["status"] for r in report["recordings"]] == ["added"]
+    assert len(DatasetReader(out).episodes) == 3
+
+
+def test_a_resumed_build_does_not_reuse_shards_of_a_replaced_recording():
+    """The unfinished build's folder is named by the plan and by the recordings' bytes: a recording
+    replaced by another of the same length makes another folder, so its old shard is never reused."""
+    from contra_bc.dataset.build import ConvertJob, _plan_hash
+
+    jobs = [ConvertJob("/r/a", "data/chunk-000/file-000.parquet", 0, 0, 120, [None] * 120, 192)]
+    source = {"start_state_sha1": "s", "steps_sha1": "x", "video_sha1": "v", "annotations_sha1": None}
+    same = _plan_hash(jobs, [dict(source)])
+    assert same == _plan_hash(jobs, [dict(source)])
+    assert _plan_hash(jobs, [{**source, "steps_sha1": "y"}]) != same
+    assert _plan_hash(jobs, [{**source, "video_sha1": "w"}]) != same
+    assert _plan_hash(jobs, [{**source, "annotations_sha1": "n"}]) != same
+
+
+def test_a_video_segment_from_another_recording_is_refused(recs, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(recs["air"][0], a)
+    (a / "annotations.json").unlink(missing_ok=True)
+    for seg in sorted((recs["air"][1] / "video").glob("*.mkv")):  # b's pictures under a's name
+        shutil.copyfile(seg, a / "video" / seg.name)
+    proc, _ = build(a, "--out", tmp_path / "ds", check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    import re
+
+    assert re.search(r"video frame \d+ is not the screen", " ".join(proc.stderr.split()))
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "ds").exists()
 
 
 def test_filter_drops_held_button_episode(recs, tmp_path):
@@ -401,3 +450,39 @@ def test_annotations_from_the_annotate_cli(recs, tmp_path):
     fly, fire = ds.texts.index("Fly up to the top lane."), ds.texts.index("Keep firing at the incoming wave.")
     # 20 Hz: 00:01 is step 20, 00:02 ends at step 40 (inclusive), 00:03 starts at step 60, open end
     assert text == [-1] * 20 + [fly] * 21 + [-1] * 19 + [fire] * 60
+
+
+def test_jittered_windows_move_with_the_seed_and_cover_the_episode(built):
+    from contra_bc.dataset.loader import WindowDataset
+
+    out, _ = built
+    plain = WindowDataset(out, split=None, window=32)
+    cuts = {s: WindowDataset(out, split=None, window=32, jitter_seed=s).windows for s in (0, 0, 1, 2, 3)}
+    assert {s for _, s in plain.windows if s < 32} == {0}
+    assert WindowDataset(out, split=None, window=32, jitter_seed=0).windows == cuts[0]  # reproducible
+    offsets = {tuple(s % 32 for _, s in cuts[seed]) for seed in (0, 1, 2, 3)}
+    assert len(offsets) > 1                                      # another epoch, other windows
+    for seed in (0, 1, 2, 3):
+        by_episode = {}
+        for e, s in cuts[seed]:
+            by_episode.setdefault(e, []).append(s)
+        for starts in by_episode.values():
+            assert all(b - a == 32 for a, b in zip(starts, starts[1:]))  # back to back from the offset
+            assert 0 <= starts[0] < 32 and starts[-1] + 32 >= STEPS      # to the episode's end
+
+
+@needs_outpost
+def test_noisy_expert_mistakes_are_recorded_and_never_trained_on(tmp_path):
+    from contra_bc.dataset.loader import DatasetReader
+
+    cli("record", "--input", "bot:expert-noisy", "--game", "Outpost-Nes", "--out", tmp_path / "noisy",
+        "--max-steps", 400, "--seed", 7)
+    actors = pq.read_table(tmp_path / "noisy" / "steps.parquet").column("actor").to_pylist()
+    assert set(actors) == {"script", "perturbation"} and actors.count("perturbation") >= 3
+    verify = cli("replay-verify", tmp_path / "noisy", check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    proc, report = build(tmp_path / "noisy", "--out", tmp_path / "ds")
+    ds = DatasetReader(tmp_path / "ds")
+    mask = ds.read(0, 0, len(actors))["loss_mask"]
+    assert mask.tolist() == [a == "script" for a in actors]
+    assert ds.episodes[0]["loss_steps"] == actors.count("script")

@@ -80,6 +80,13 @@ def test_expert_winning_runs_fail_when_pooled(tmp_path):
 def test_report_reads_stage_outputs(per_frame_runs, tmp_path):
     proc = run_cli("report", tmp_path / "missing")
     assert proc.returncode == 2 and "not a directory" in proc.stderr
+    # any other folder: refused, its own report.md untouched and no report-images/ added
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "report.md").write_text("my notes")
+    proc = run_cli("report", other)
+    assert proc.returncode == 2 and "not a pipeline run" in proc.stderr
+    assert (other / "report.md").read_text() == "my notes" and not (other / "report-images").exists()
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     proc = run_cli("downsample-check", per_frame_runs, "--report-dir", run_dir / "rep", "--json")

@@ -225,3 +225,66 @@ def test_video_round_trip_is_exact_with_padded_planes(tmp_path, shape):
     with av.open(str(tmp_path / "v.mkv")) as container:  # the numpy interleave equals libswscale's rgb24
         first = next(container.decode(video=0))
         assert first.format.name == "gbrp" and np.array_equal(first.to_ndarray(format="rgb24"), decoded[0])
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill9"])
+def test_workers_die_with_their_parent(tmp_path, how):
+    """SIGTERM to a multi-worker record stops it like Ctrl-C (exit 130); kill -9 leaves no worker behind."""
+    out = tmp_path / "recs"
+    proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "record", "--input", "bot:airstriker", "--game",
+                             "Airstriker-Genesis-v0", "--episodes", "4", "--workers", "2", "--max-steps", "100000",
+                             "--episode-until", "never", "--realtime", "--hz", "120", "--out", str(out)],
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("episode-*/steps/*.parquet"))) < 2:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    workers = [p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+    proc.wait(timeout=120)
+    if how == "sigterm":
+        assert proc.returncode == 130
+    deadline = time.time() + 60
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "a worker outlived its parent"
+    started = sorted(out.glob("episode-*"))
+    assert started and all(not json.loads((r / "meta.json").read_text())["complete"] for r in started)
+    code, results = run_json("replay-verify", *started, "--workers", 1)
+    assert code == 0 and all(r["status"] == "verified" for r in results), results
+
+
+def test_ctrl_c_in_a_sequential_multi_episode_record_stops_it(tmp_path):
+    out = tmp_path / "recs"
+    proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "record", "--input", "bot:airstriker", "--game",
+                             "Airstriker-Genesis-v0", "--episodes", "3", "--workers", "1", "--max-steps", "100000",
+                             "--episode-until", "never", "--realtime", "--hz", "120", "--out", str(out)],
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    _wait_for_chunks(out / "episode-0000", 1, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode == 130
+    assert [p.name for p in sorted(out.iterdir())] == ["episode-0000"]  # no further episode was started
+    assert json.loads((out / "episode-0000" / "meta.json").read_text())["status"] == "interrupted"

@@ -193,3 +193,45 @@ def test_presets_follow_paper_table_d2():
         cfg = PRESETS[name]
         assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.history, cfg.image_tokens) == (layers, width, 16, 200, 1)
     assert PRESETS["1.2B"].lr == 3e-5 and PRESETS["150M"].lr == 1e-4
+
+
+def test_a_frames_image_tokens_do_not_depend_on_the_other_frames_of_the_batch():
+    """Per-frame normalisation: in train mode too, a frame's tokens are its own (BatchNorm failed this)."""
+    model = make_model().train()
+    batch = make_batch(model, B=2, T=4)
+    frames = batch["frames"].flatten(0, 1)
+    other = frames.clone()
+    other[1:] = 0  # every other frame of the batch black, as padding is
+    with torch.no_grad():
+        a = model.image(frames)[0]
+        b = model.image(other)[0]
+        c = model.image(frames[:1])[0]
+        model.eval()
+        d = model.image(frames)[0]
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a, c, atol=1e-5)
+    assert torch.allclose(a, d, atol=1e-5)  # and train mode computes what play computes
+
+
+def test_old_batchnorm_configs_still_build_their_model():
+    from contra_bc.model.model import ModelConfig
+
+    old = {k: v for k, v in dataclasses.asdict(PRESETS["tiny"]).items() if k != "image_norm"}
+    cfg = ModelConfig.from_dict(old)
+    assert cfg.image_norm == "batch"
+    names = PolicyModel(cfg, ActionSchema.from_buttons(NES)).state_dict()
+    assert any(k.endswith("running_mean") for k in names)
+    assert ModelConfig.from_dict(dataclasses.asdict(PRESETS["tiny"])).image_norm == "group"
+
+
+def test_text_dropout_hides_whole_sequences_reproducibly():
+    from contra_bc.train import drop_text
+
+    text = torch.arange(64 * 5).view(64, 5) % 3
+    assert torch.equal(drop_text(text, 0, 0, 0, 0, 0.0), text)
+    assert (drop_text(text, 0, 0, 0, 0, 1.0) == -1).all()
+    half = drop_text(text, 0, 7, 0, 0, 0.5)
+    dropped = (half == -1).all(1)
+    assert 16 < int(dropped.sum()) < 48                              # about half the sequences
+    assert torch.equal(half[~dropped], text[~dropped])              # the others keep every step's text
+    assert torch.equal(half, drop_text(text, 0, 7, 0, 0, 0.5))      # a resumed run drops the same ones
+    assert not torch.equal(half, drop_text(text, 0, 8, 0, 0, 0.5))  # the next step draws again

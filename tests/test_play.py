@@ -64,6 +64,36 @@ def test_evaluation_with_two_workers_reports_every_field_and_the_baseline(tiny_r
     a1 = pq.read_table(out / "agent-0001" / "steps.parquet").column("action").to_pylist()
     assert a0 != a1
     assert json.loads((out / "evaluation.json").read_text())["policies"] == report["policies"]
+    agent = report["policies"]["agent"]
+    assert len(agent["progress"]) == 2 and agent["progress_quartiles"][4] == agent["progress_max"]
+    assert 0 <= agent["win_rate_ci95"][0] <= agent["win_rate"] <= agent["win_rate_ci95"][1] <= 1
+    assert report["seeds"] == [1_000_000, 1_000_001]  # evaluation seeds: far from the ones that make data
+
+
+def test_death_histogram_counts_each_death_in_its_bin(tmp_path):
+    from PIL import Image
+
+    from contra_bc.play import draw_deaths
+
+    report = {"game": "Outpost-Nes", "policies": {
+        "agent": {"death_progress": [100, 110, 900], "progress": [120, 950]},
+        "random": {"death_progress": [], "progress": [50]}}}
+    path = draw_deaths(report, tmp_path / "deaths.png")
+    image = Image.open(path).convert("RGB")
+    assert image.size == (640, 320)
+    red = sum(1 for px in image.getdata() if px == (230, 90, 70))  # the agent's bars
+    assert red > 500
+    assert draw_deaths({"game": "x", "policies": {"agent": {"death_progress": [], "progress": [1]}}},
+                       tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+
+
+def test_wilson_interval_is_the_textbook_one():
+    from contra_bc.play import wilson_interval
+
+    assert wilson_interval(0, 20) == (0.0, pytest.approx(0.1611, abs=1e-4))
+    assert wilson_interval(10, 20) == (pytest.approx(0.2993, abs=1e-4), pytest.approx(0.7007, abs=1e-4))
+    low, high = wilson_interval(20, 20)
+    assert high == 1.0 and low == pytest.approx(0.8389, abs=1e-4)
 
 
 def test_checkpoint_for_other_buttons_is_refused(tiny_run, tmp_path):
@@ -163,10 +193,13 @@ def test_window_without_display_says_how_to_run_headless(tiny_run, tmp_path):
 def test_outpost_random_baseline_reports_progress(tmp_path):
     """On the NES cartridge the progress number reads level/screen/scroll from RAM."""
     code, report = run_json("play", "bot:random", "--game", "Outpost-Nes", "--episodes", 2, "--workers", 2,
-                            "--max-steps", 150, "--episode-until", "game-over", "--out", tmp_path / "o")
+                            "--max-steps", 600, "--episode-until", "game-over", "--out", tmp_path / "o")
     assert code == 0, report
     summary = report["policies"]["random"]
     assert summary["episodes"] == 2 and summary["progress_max"] > 0 and summary["score_mean"] is not None
+    # where each death happened: one entry per death, within the progress reached; drawn as a histogram
+    assert len(summary["death_progress"]) == round(summary["deaths_mean"] * 2)
+    assert all(0 < p <= summary["progress_max"] for p in summary["death_progress"])
     verify = run_cli("replay-verify", tmp_path / "o", "--workers", 2)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

@@ -166,3 +166,47 @@ def test_torchrun_two_processes_with_gloo(dataset, tmp_path):
     assert [r["step"] for r in metrics(out)] == [1, 2, 3]  # rank 0 alone writes
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
     assert (out / "checkpoints" / "step-000003" / "model.safetensors").exists()
+
+
+def test_sigterm_saves_and_a_bare_resume_finishes(dataset, tmp_path):
+    """SIGTERM (a scheduler, docker, systemd) stops between steps like Ctrl-C: a checkpoint, exit 130."""
+    import signal
+    import time
+
+    out = tmp_path / "term"
+    args = [sys.executable, "-m", "contra_bc", "train", str(dataset), "--out", str(out), "--max-steps", "60",
+            *map(str, TRAIN)]
+    proc = subprocess.Popen(args, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "metrics.jsonl").is_file() and len(metrics(out)) >= 3:
+            break
+        time.sleep(0.02)
+    # freeze, queue SIGTERM, thaw: it arrives long before step 60, wherever the loop is
+    proc.send_signal(signal.SIGSTOP)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    reached = metrics(out)[-1]["step"]
+    assert 3 <= reached < 60 and (out / "last").read_text().strip() == f"checkpoints/step-{reached:06d}"
+    run_cli("train", dataset, "--out", out, "--resume", check=True, timeout=600)
+    assert [r["step"] for r in metrics(out)] == list(range(1, 61))
+
+
+def test_stop_at_then_bare_resume_continues_and_an_unstarted_run_restarts(dataset, tmp_path):
+    out = tmp_path / "staged"
+    run_cli("train", dataset, "--out", out, "--max-steps", 12, "--stop-at", 6, *TRAIN, check=True, timeout=600)
+    assert metrics(out)[-1]["step"] == 6
+    run_cli("train", dataset, "--out", out, "--resume", check=True, timeout=600)
+    assert metrics(out)[-1]["step"] == 12  # the --stop-at of the first call does not stop the second
+    # a run folder stopped before its first checkpoint (config.json only) can be started again or resumed
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "config.json").write_text((out / "config.json").read_text())
+    run_cli("train", dataset, "--out", fresh, "--max-steps", 2, *TRAIN, check=True, timeout=600)
+    assert (fresh / "last").is_file()
+    (tmp_path / "afile").write_text("x")
+    onfile = run_cli("train", dataset, "--out", tmp_path / "afile", "--max-steps", 2, *TRAIN)
+    assert onfile.returncode == 2 and "is a file" in onfile.stderr and "Traceback" not in onfile.stderr

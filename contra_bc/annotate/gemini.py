@@ -219,20 +219,43 @@ def video_part(*, data: bytes | None = None, file=None, fps: float):
     return types.Part(inline_data=types.Blob(data=data, mime_type="video/mp4"), video_metadata=meta)
 
 
-def generate_config(*, media_resolution: str, max_output_tokens: int, thinking_level: str | None):
+# Gemini 2.5 takes a thinking budget in tokens, not a level (sending a level is a 400): the level's share.
+BUDGET_OF_LEVEL = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
+
+
+def thinking_config(model: str, level: str | None) -> dict:
+    """The thinking fields for ``model``: a level for Gemini 3 and later, a token budget for Gemini 2.5.
+
+    ``None`` ("off") asks for as little thinking as the model allows: leaving the config out would mean
+    the model's default, which for Gemini 3 is HIGH, the most expensive. Gemini 3 Pro knows only LOW and
+    HIGH; 2.5 Flash turns thinking off with budget 0; 2.5 Pro cannot, and takes 128 at least.
+    """
+    name = model.lower().rsplit("/", 1)[-1]
+    pro = "pro" in name
+    if name.startswith("gemini-2.5") or name.startswith("gemini-2.0"):
+        if level is None:
+            return {"thinking_budget": 128 if pro else 0}
+        return {"thinking_budget": max(128, BUDGET_OF_LEVEL[level]) if pro else BUDGET_OF_LEVEL[level]}
+    if level is None:
+        level = "low" if pro else "minimal"
+    if pro and level in ("minimal", "medium"):
+        level = "low" if level == "minimal" else "high"
+    return {"thinking_level": level.upper()}
+
+
+def generate_config(*, media_resolution: str, max_output_tokens: int, thinking_level: str | None,
+                    model: str = "gemini-3-flash-preview"):
     from google.genai import types
 
     from contra_bc.annotate.prompt import response_schema
 
-    config = types.GenerateContentConfig(
+    return types.GenerateContentConfig(
         response_mime_type="application/json",
         response_schema=response_schema(),
         media_resolution=f"MEDIA_RESOLUTION_{media_resolution.upper()}",
         max_output_tokens=max_output_tokens,
+        thinking_config=types.ThinkingConfig(**thinking_config(model, thinking_level)),
     )
-    if thinking_level:
-        config.thinking_config = types.ThinkingConfig(thinking_level=thinking_level.upper())
-    return config
 
 
 # ---------------------------------------------------------------- answer checks

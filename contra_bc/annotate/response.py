@@ -53,7 +53,28 @@ def parse_answer(text: str | None, *, clip_seconds: float, offset_s: float, wind
         answer.accepted.append({"start": round(offset_s + entry["start"] * time_scale, 3),
                                 "end": None if entry["end"] is None else round(offset_s + entry["end"] * time_scale, 3),
                                 "text": entry["text"], "window": window})
+    if answer.rejected and not answer.accepted:  # an answer none of whose instructions is usable is a failure
+        reasons = "; ".join(sorted({r["reason"] for r in answer.rejected}))[:300]
+        raise AnswerError(f"every one of its {len(answer.rejected)} instruction(s) was rejected ({reasons})")
     return answer
+
+
+def _clock(value) -> float:
+    """A time as the model gave it: "MM:SS" (asked for), or a plain number of seconds (tolerated)."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        if not value >= 0 or value == float("inf"):
+            raise ValueError(value)
+        return float(value)
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        return parse_clock(text)
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(value)
+    return seconds
 
 
 def _check_entry(item, clip_seconds: float) -> tuple[dict | None, str | None]:
@@ -63,14 +84,14 @@ def _check_entry(item, clip_seconds: float) -> tuple[dict | None, str | None]:
     if not isinstance(text, str) or not text.strip():
         return None, "empty instruction"
     try:
-        start = parse_clock(str(item.get("start", "")))
+        start = _clock(item.get("start", ""))
     except ValueError:
         return None, f"start {item.get('start')!r} is not a MM:SS time"
     end_raw = item.get("end")
     end = None
     if end_raw not in (None, "", "null"):
         try:
-            end = parse_clock(str(end_raw))
+            end = _clock(end_raw)
         except ValueError:
             return None, f"end {end_raw!r} is not a MM:SS time"
     if start >= clip_seconds:

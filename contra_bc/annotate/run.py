@@ -25,7 +25,7 @@ from contra_bc.annotate.prompt import Prompt, clip_context, load_prompt
 from contra_bc.annotate.response import AnswerError, apply_cooldown, parse_answer
 from contra_bc.annotate.table import read_table
 from contra_bc.errors import UserError
-from contra_bc.formats.annotations import (annotations_path, make_entries, recording_ref, video_sha1,
+from contra_bc.formats.annotations import (annotations_path, make_entries, recording_ref, validate, video_sha1,
                                            write_annotations)
 from contra_bc.formats.recording import find_recordings, read_recording
 
@@ -96,6 +96,10 @@ def _existing(out_path: Path, rec_path: Path, *, source: str, same_key: dict) ->
         doc = json.loads(out_path.read_text())
     except (OSError, ValueError):
         return "an unreadable file is there"
+    try:
+        validate(doc, out_path)  # a damaged file is never "up to date"
+    except UserError as exc:
+        return f"it is damaged ({exc})"
     if doc.get("source") != source:
         return f"it holds {doc.get('source')!r} annotations"
     if doc.get("recording", {}).get("video_sha1") != video_sha1(rec_path):
@@ -356,7 +360,7 @@ async def _annotate_recording(client, rec_path: Path, out_path: Path, settings: 
 def _config(settings: Settings):
     return gemini.generate_config(media_resolution=settings.media_resolution,
                                   max_output_tokens=settings.max_output_tokens,
-                                  thinking_level=settings.thinking_level)
+                                  thinking_level=settings.thinking_level, model=settings.model)
 
 
 # ---------------------------------------------------------------- Batch API
@@ -398,7 +402,9 @@ async def _annotate_batch(client, pending, settings: Settings, prompt: Prompt, r
             size = 0.0
             for i in jobs:
                 for w, clip in enumerate(clips[i]):
-                    weight = clip.mp4_bytes * 4 / 3 if clip.transport == "inline" else 4096
+                    # what the request weighs on the wire: the base64 video (if inline), the prompt, the schema
+                    weight = len(types.InlinedRequest(model=settings.model, contents=clip.contents, config=config,
+                                                      metadata={"key": f"{i}:{w}"}).model_dump_json(exclude_none=True))
                     if groups[-1] and size + weight > BATCH_INLINE_LIMIT:
                         groups.append([])
                         size = 0.0
@@ -444,10 +450,22 @@ async def _annotate_batch(client, pending, settings: Settings, prompt: Prompt, r
 
 async def _run_batch_job(client, requests, settings: Settings, policy, redact):
     """Create one batch job, poll until it ends; (name, inlined responses in request order)."""
-    batch, _ = await gemini.with_retries(
-        lambda: client.aio.batches.create(model=settings.model, src=requests,
-                                          config={"display_name": "contra-bc annotate"}),
-        policy=policy, what="creating the batch job", redact=redact, log=[])
+    import uuid
+
+    # A create that failed on the way back (a timeout, a dropped connection, a 5xx) may still have made the
+    # job, and a job is billed: so each create carries a unique name, and before any retry we look for it.
+    tag = f"contra-bc annotate {uuid.uuid4().hex[:16]}"
+
+    async def create():
+        try:
+            return await client.aio.batches.create(model=settings.model, src=requests, config={"display_name": tag})
+        except Exception:
+            found = await _find_batch(client, tag, redact)
+            if found is not None:
+                return found
+            raise
+
+    batch, _ = await gemini.with_retries(create, policy=policy, what="creating the batch job", redact=redact, log=[])
     name = batch.name
     deadline = asyncio.get_running_loop().time() + settings.batch_timeout_s
     interval = 0.5
@@ -487,6 +505,21 @@ async def _run_batch_job(client, requests, settings: Settings, policy, redact):
     if set(keys) <= set(by_key):  # match by our key; otherwise the API's order is the request order
         results = [by_key[k] for k in keys]
     return name, results
+
+
+async def _find_batch(client, tag: str, redact):
+    """The batch job named ``tag`` if one exists, else None; GeminiError if that cannot be known."""
+    try:
+        pager = await client.aio.batches.list(config={"page_size": 100})
+        async for job in pager:
+            if getattr(job, "display_name", None) == tag:
+                return job
+    except Exception as exc:
+        raise gemini.GeminiError(redact(f"creating the batch job failed, and listing the batch jobs to see whether it "
+                                        f"was created anyway failed too ({type(exc).__name__}: {exc}); not creating "
+                                        f"another (each is billed). Look for a job named {tag!r} in the "
+                                        f"Gemini console before running again")[:600], "batch") from None
+    return None
 
 
 def _sdk_version() -> str:

@@ -26,6 +26,11 @@ def _registry():
         from contra_bc.bots import expert_outpost
 
         bots["expert"] = (expert_outpost.ExpertOutpost, "wins Outpost-Nes levels at per-frame control")
+        bots["expert-steady"] = (expert_outpost.SteadyExpertOutpost,
+                                 "the expert taking off at the same point before each kind of hazard")
+        bots["expert-noisy"] = (expert_outpost.NoisyExpertOutpost,
+                                "the steady expert with injected mistakes (steps marked `perturbation`, not "
+                                "trained on) and its recoveries")
     except ImportError:
         pass
     return bots

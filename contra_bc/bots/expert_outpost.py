@@ -52,9 +52,20 @@ def _jump(lead: int, hold: int, direction: int = RIGHT) -> Move:
     return move
 
 
+# Where a steady expert takes off: px from the player's centre to the hazard's first column.
+# (A pit is cleared by a full jump from 0-15 px before it, a mine under a laser by a tap from 0-8.)
+STEADY_TAKEOFF = {" ": 8, "*": 3, "^": 4}
+
+
 class ExpertOutpost:
-    def __init__(self, seed: int, game=None):
+    """``steady=False``: each move is drawn from all that survive (take-off points spread evenly over
+    everything that works). ``steady=True``: the same search, but moves are tried nearest first to one
+    take-off point per hazard kind (STEADY_TAKEOFF, moved by -1..1 px per seed), as a practised player
+    jumps where the screen says to, so the timing of a jump is something a policy can see."""
+
+    def __init__(self, seed: int, game=None, steady: bool = False):
         self.seed = seed
+        self.steady = steady
         self.rng = random.Random(seed)
         self.fire_period = self.rng.choice([3, 4])
         self.fire_press = self.rng.choice([1, 2]) if self.fire_period == 4 else 1
@@ -158,19 +169,24 @@ class ExpertOutpost:
                 hazard, distance = code, col * 8 - centre
                 break
         moves: list = []
+
+        def order(leads):
+            rng.shuffle(leads)
+            if self.steady:  # nearest first to this expert's take-off point for the hazard
+                target = distance - (STEADY_TAKEOFF[hazard] + self.seed % 3 - 1)
+                leads.sort(key=lambda k: abs(k - target))
+            return leads
+
         if distance > 56:
             moves.append(_run(rng.randint(8, min(28, distance - 44))))
         elif hazard == " ":
-            leads = list(range(0, max(1, distance - 1)))
-            rng.shuffle(leads)
-            moves += [_jump(k, rng.randint(16, 20)) for k in leads[:6]]
+            leads = order(list(range(0, max(1, distance - 1))))
+            moves += [_jump(k, rng.randint(18, 20) if self.steady else rng.randint(16, 20)) for k in leads[:6]]
         elif hazard == "*":  # a mine under a laser ceiling: only a low hop fits
-            leads = list(range(0, max(1, distance + 2)))
-            rng.shuffle(leads)
+            leads = order(list(range(0, max(1, distance + 2))))
             moves += [_jump(k, rng.choice([1, 2])) for k in leads[:6]]
         else:  # an open mine field: any jump that is long enough
-            leads = list(range(0, max(1, distance + 2)))
-            rng.shuffle(leads)
+            leads = order(list(range(0, max(1, distance + 2))))
             moves += [_jump(k, rng.choice([1, 2, rng.randint(3, 20)])) for k in leads[:8]]
         fallbacks = [
             _run(rng.randint(4, 12)),
@@ -182,3 +198,55 @@ class ExpertOutpost:
             _jump(0, rng.choice([1, 2]), direction=0),
         ]
         return moves + fallbacks
+
+
+# Mistakes a policy makes, as (buttons, steps): stop, run without firing, walk back, a stray short
+# hop, a held fire button, a late or early jump (a stray full jump).
+PERTURBATIONS = [(0, (2, 8)), (RIGHT, (3, 10)), (LEFT, (2, 6)), (RIGHT | A, (1, 3)), (RIGHT | B, (3, 8)),
+                 (RIGHT | A, (8, 20)), (A, (1, 4))]
+
+
+class SteadyExpertOutpost(ExpertOutpost):
+    """``bot:expert-steady``: the expert with steady take-off points (see ExpertOutpost)."""
+
+    def __init__(self, seed: int, game=None):
+        super().__init__(seed, game, steady=True)
+
+
+class NoisyExpertOutpost(ExpertOutpost):
+    """The steady expert with injected mistakes, and its recoveries from them (DART-style data).
+
+    Each step in play, with probability ``rate``, a seeded mistake from PERTURBATIONS starts
+    and runs for its few steps; those steps carry ``actor = "perturbation"`` (build-dataset
+    masks them out of the loss), then the expert plans again from wherever the mistake left
+    the player. The policy thus learns the expert's way back from states the clean expert
+    never visits. A mistake can kill; the expert then goes on from the respawn.
+    """
+
+    def __init__(self, seed: int, game=None, rate: float = 0.02, steady: bool = True):
+        super().__init__(seed, game, steady=steady)
+        self.rate = rate
+        self.noise = random.Random(seed ^ 0x51DE)
+        self.mistake: list = []
+        self.actor = "script"
+
+    def reset(self, emu) -> None:
+        super().reset(emu)
+        self.noise = random.Random(self.seed ^ 0x51DE)
+        self.mistake = []
+        self.actor = "script"
+
+    def act(self, emu) -> int:
+        ram = emu.ram()
+        playing = ram[LEVEL_ROUTINE] == 4 and ram[PLAYER_STATE] == 1 and not ram[BOSS_DEFEATED]
+        if not self.mistake and playing and self.noise.random() < self.rate:
+            buttons, (lo, hi) = self.noise.choice(PERTURBATIONS)
+            self.mistake = [buttons] * self.noise.randint(lo, hi)
+        if self.mistake and playing:
+            self.frame += 1
+            self.plan.clear()  # the state is no longer the one the plan was searched from
+            self.actor = "perturbation"
+            return self.mistake.pop()
+        self.mistake = []
+        self.actor = "script"
+        return super().act(emu)

@@ -86,7 +86,13 @@ def convert(job: ConvertJob) -> dict:
     out = Path(job.out_file)
     if out.is_file():  # finished by an interrupted run of the same plan (files are renamed when complete)
         return {"frames": job.length, "seconds": 0.0, "resumed": True}
+    from contra_bc.emulator import digest64
+    from contra_bc.signals import StopSignals
+
     rec = read_recording(Path(job.recording))
+    # frame k of the video must be the screen the recording hashed for step k: a copied or renamed
+    # segment would pair frames with another run's actions
+    expected = [rec.meta["first_frame_hash"]] + list(rec.column("frame_hash")[:job.length - 1])
     actors = rec.column("actor")[:job.length]
     actions = rec.actions[:job.length]
     loss = np.isin(actors, TRAINED_ACTORS)
@@ -94,14 +100,21 @@ def convert(job: ConvertJob) -> dict:
     writer = fmt.ShardWriter(out, episode_index=job.episode_index, index_start=job.index_start, frame_size=size)
     try:
         n = 0
-        for frame in prefetch(rec.frames(0, job.length)):  # decoding overlaps preprocessing
-            writer.add(actions[n], job.text_index[n], loss[n], preprocess_frame(frame, job.frame_size))
-            n += 1
-        if n != job.length:
-            raise UserError(f"{rec.path} has {job.length} steps but its video holds only {n} frames; the "
-                            f"recording is damaged. Check it with `contra-bc replay-verify {rec.path} "
-                            f"--check-video` and leave it out of the dataset.")
-        writer.close()
+        with StopSignals() as stop:
+            for frame in prefetch(rec.frames(0, job.length)):  # decoding overlaps preprocessing
+                stop.check()  # Ctrl-C/SIGTERM: stop between frames; the unfinished shard is removed below
+                if digest64(frame) != expected[n]:
+                    raise UserError(f"{rec.path}: video frame {n} is not the screen the recording saw at step {n} "
+                                    f"(its hash differs from steps.parquet's); a video segment was replaced, "
+                                    f"renamed or damaged. Check it with `contra-bc replay-verify {rec.path} "
+                                    f"--check-video`, re-record it, or leave it out of the dataset.")
+                writer.add(actions[n], job.text_index[n], loss[n], preprocess_frame(frame, job.frame_size))
+                n += 1
+            if n != job.length:
+                raise UserError(f"{rec.path} has {job.length} steps but its video holds only {n} frames; the "
+                                f"recording is damaged. Check it with `contra-bc replay-verify {rec.path} "
+                                f"--check-video` and leave it out of the dataset.")
+            writer.close()  # a finished shard is kept even if a stop came during the close: it is resumable
     except BaseException:
         writer.abort()
         raise
@@ -196,8 +209,11 @@ def assign_splits(n_new: int, existing: list[str], val_fraction: float, seed: in
     return ["val" if i in val else "train" for i in range(n_new)]
 
 
-def _plan_hash(jobs: list[ConvertJob]) -> str:
-    blob = json.dumps([asdict(j) for j in jobs] + [fmt.VERSION, fmt.ROW_GROUP_ROWS], sort_keys=True)
+def _plan_hash(jobs: list[ConvertJob], sources: list[dict]) -> str:
+    """Names the folder of an unfinished build: the same plan over the same bytes, and nothing else, resumes it."""
+    content = [[s.get(k) for k in ("start_state_sha1", "steps_sha1", "video_sha1", "annotations_sha1")]
+               for s in sources]
+    blob = json.dumps([asdict(j) for j in jobs] + [content, fmt.VERSION, fmt.ROW_GROUP_ROWS], sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -321,7 +337,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
     if existing_info:
         root = out
     else:
-        root = out.with_name(f"{out.name}.partial-{_plan_hash(jobs)[:12]}")
+        root = out.with_name(f"{out.name}.partial-{_plan_hash(jobs, sources)[:12]}")
         if root.exists():
             log(f"resuming the unfinished build in {root}")
             for stray in root.rglob(".*.tmp"):  # a shard cut off by kill -9: redo it

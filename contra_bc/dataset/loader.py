@@ -70,7 +70,7 @@ class DatasetReader:
         if pf is None:
             try:
                 pf = pq.ParquetFile(self.path / rel, memory_map=True)
-            except (FileNotFoundError, OSError) as exc:
+            except (FileNotFoundError, OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
                 raise UserError(f"{self.path / rel} is missing or unreadable ({exc}); the dataset is damaged. "
                                 f"Rebuild it with `contra-bc build-dataset`.") from None
             starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
@@ -84,19 +84,34 @@ class DatasetReader:
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
+        import pyarrow as pa
+
         pf, _ = self._file(rel)
-        table = pf.read_row_group(g, columns=_COLUMNS, use_threads=False)
-        column = table.column("frame")
-        frames = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         width = int(np.prod(self.frame_shape))
-        raw = np.frombuffer(frames.buffers()[1], np.uint8, count=len(frames) * width,
-                            offset=frames.offset * width)
-        group = {
-            "action": table.column("action").to_numpy().astype(np.int64),
-            "text": table.column("text_index").fill_null(-1).to_numpy().astype(np.int64),
-            "loss_mask": table.column("loss_mask").to_numpy(zero_copy_only=False).astype(bool),
-            "frame": raw.reshape((len(frames),) + self.frame_shape),
-        }
+        try:
+            table = pf.read_row_group(g, columns=_COLUMNS, use_threads=False)
+            column = table.column("frame")
+            frames = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+            if frames.type.byte_width != width:
+                raise ValueError(f"frames of {frames.type.byte_width} bytes, not {width} ({self.frame_shape})")
+            raw = np.frombuffer(frames.buffers()[1], np.uint8, count=len(frames) * width,
+                                offset=frames.offset * width)
+            group = {
+                "action": table.column("action").to_numpy(zero_copy_only=False).astype(np.int64),
+                "text": table.column("text_index").fill_null(-1).to_numpy().astype(np.int64),
+                "loss_mask": table.column("loss_mask").to_numpy(zero_copy_only=False).astype(bool),
+                "frame": raw.reshape((len(frames),) + self.frame_shape),
+            }
+        except (pa.ArrowException, OSError, ValueError, KeyError, AttributeError) as exc:
+            raise UserError(f"{self.path / rel} is damaged: row group {g} cannot be read ({exc}). Rebuild the "
+                            f"dataset with `contra-bc build-dataset`.") from None
+        allowed = sum(1 << i for i, b in enumerate(self.info["buttons"]) if b)
+        if ((group["action"] < 0) | (group["action"] & ~allowed != 0)).any():
+            raise UserError(f"{self.path / rel} holds actions on buttons the dataset does not have "
+                            f"({self.info['buttons']}); the shard is damaged. Rebuild the dataset.")
+        if ((group["text"] < -1) | (group["text"] >= len(self.texts))).any():
+            raise UserError(f"{self.path / rel} holds text indices outside the dataset's {len(self.texts)} "
+                            f"texts; the shard is damaged. Rebuild the dataset.")
         self._cache[key] = group
         while len(self._cache) > self.cache_groups:
             self._cache.popitem(last=False)
@@ -125,9 +140,9 @@ class DatasetReader:
         return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
 
 
-def window_starts(length: int, window: int, stride: int) -> list[int]:
-    """Starts of the windows covering an episode; the last one may run past its end."""
-    starts, s = [], 0
+def window_starts(length: int, window: int, stride: int, offset: int = 0) -> list[int]:
+    """Starts of the windows covering an episode from ``offset`` on; the last one may run past its end."""
+    starts, s = [], min(int(offset), max(0, length - 1))
     while True:
         starts.append(s)
         if s + window >= length:
@@ -138,15 +153,21 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
 class WindowDataset(Dataset):
     """Map-style torch Dataset of fixed-length windows from one split."""
 
-    def __init__(self, path, split: str | None = "train", window: int = 32, stride: int | None = None):
+    def __init__(self, path, split: str | None = "train", window: int = 32, stride: int | None = None,
+                 jitter_seed: int | None = None):
         if window < 1 or (stride is not None and stride < 1):
             raise UserError(f"window and stride must be >= 1 (got window={window}, stride={stride}).")
         self.reader = DatasetReader(path)
         self.window = int(window)
         self.stride = int(stride or window)
         self.split = split
-        self.windows = [(e["episode_index"], s) for e in self.reader.split_episodes(split)
-                        for s in window_starts(e["length"], self.window, self.stride)]
+        # jitter: each episode's windows start at a seeded offset in [0, stride), so a new seed (a new
+        # epoch) cuts new windows instead of showing the same ones at the same offsets again
+        rng = np.random.default_rng(jitter_seed) if jitter_seed is not None else None
+        self.windows = []
+        for e in self.reader.split_episodes(split):
+            offset = int(rng.integers(0, self.stride)) if rng is not None else 0
+            self.windows += [(e["episode_index"], s) for s in window_starts(e["length"], self.window, self.stride, offset)]
 
     @property
     def info(self) -> dict:
@@ -213,15 +234,16 @@ class WindowBatches(Sampler):
 
 def make_loader(path, split: str | None = "train", window: int = 32, batch_size: int = 8,
                 shuffle: bool = True, seed: int = 0, workers: int = 2, stride: int | None = None,
-                drop_last: bool = False, rank: int = 0, world: int = 1, skip: int = 0):
+                drop_last: bool = False, rank: int = 0, world: int = 1, skip: int = 0, jitter: bool = False):
     """A torch DataLoader over WindowDataset; the same seed gives the same batches.
 
     ``rank``/``world`` keep one data-parallel rank's share of the batches and ``skip`` passes
-    over that many of them (see WindowBatches).
+    over that many of them (see WindowBatches). ``jitter`` cuts the windows at offsets drawn
+    from ``seed`` (training: every epoch sees other windows).
     """
     from torch.utils.data import DataLoader
 
-    dataset = WindowDataset(path, split=split, window=window, stride=stride)
+    dataset = WindowDataset(path, split=split, window=window, stride=stride, jitter_seed=seed if jitter else None)
     if len(dataset) == 0:
         raise UserError(f"The {split!r} split of {path} has no episodes. Rebuild with more recordings or "
                         f"another --val-fraction, or load split=None for all episodes.")

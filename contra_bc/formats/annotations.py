@@ -22,6 +22,7 @@ from pathlib import Path
 
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
+from contra_bc.formats import fields as F
 
 FORMAT = "contra-bc/annotations"
 VERSION = 1
@@ -118,11 +119,23 @@ def write_annotations(path: Path, *, recording: dict, source: str, entries: list
     return doc
 
 
+FIX = ("Make it again with `contra-bc annotate RECORDING` (or --from-table FILE); a hand-edited file must keep "
+       "the fields docs/formats.md lists.")
+
+
 def validate(doc: dict, where: Path) -> None:
-    if doc.get("format") != FORMAT:
-        raise UserError(f"{where} is not a contra-bc annotations file (format {doc.get('format')!r}).")
-    if doc.get("format_version") != VERSION:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise UserError(f"{where} is not a contra-bc annotations file (format {found!r}). {FIX}")
+    F.require_fields(doc, {"format_version": F.integer()}, where, "annotations file", FIX)
+    if doc["format_version"] != VERSION:
         raise UserError(f"{where} is annotations format v{doc.get('format_version')}; this contra-bc reads v{VERSION}.")
+    F.require_fields(doc, {
+        "recording": F.mapping({"steps": F.integer(at_least=0), "hz": F.number(above=0),
+                                "frames_per_step": F.integer(at_least=1)}),
+        "source": F.string(),
+        "entries": F.list_of(F.mapping({"start_step": F.integer(), "end_step": F.integer(), "text": F.string()})),
+    }, where, "annotations file", FIX)
     n = int(doc["recording"]["steps"])
     last_end = -1
     for i, e in enumerate(doc.get("entries", [])):

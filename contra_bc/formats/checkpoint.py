@@ -76,8 +76,15 @@ def resolve_checkpoint(path) -> Path:
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
         return path
     if (path / "last").is_file():
-        target = path / (path / "last").read_text().strip()
-        if (target / "config.json").is_file():
+        try:
+            name = (path / "last").read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            name = ""
+        if not name:
+            raise UserError(f"{path}/last is empty or unreadable (the run was cut off while writing it). Point at "
+                            f"one of {path}/checkpoints/step-* instead, or write that path into {path}/last.")
+        target = path / name
+        if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
             return target
         raise UserError(f"{path}/last names {target}, which is not a checkpoint (no config.json). The run was "
                         f"interrupted or files were moved; point at a directory under {path}/checkpoints/ instead.")

@@ -23,6 +23,7 @@ from pathlib import Path
 from contra_bc import __version__
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
+from contra_bc.formats import fields as F
 
 FORMAT = "contra-bc/dataset"
 VERSION = 1
@@ -236,6 +237,8 @@ def validate_info(info: dict, where: Path) -> None:
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise UserError(f"{where} is not a contra-bc dataset info file (format "
                         f"{info.get('format') if isinstance(info, dict) else None!r}, expected {FORMAT!r}).")
+    F.require_fields(info, {"format_version": F.integer()}, where, "dataset info file",
+                     "It was edited or damaged; rebuild the dataset with `contra-bc build-dataset`.")
     if info.get("format_version") != VERSION:
         raise UserError(f"{where} is dataset format v{info.get('format_version')}; this contra-bc "
                         f"(v{__version__}) reads v{VERSION}. Rebuild the dataset with `contra-bc build-dataset` "
@@ -246,6 +249,13 @@ def validate_info(info: dict, where: Path) -> None:
     fs = info["frame_size"]
     if not (isinstance(fs, list) and len(fs) == 2 and all(isinstance(v, int) and v > 0 for v in fs)):
         raise UserError(f"{where}: frame_size must be [height, width], got {fs!r}.")
+    count = F.integer(at_least=0)
+    F.require_fields(info, {
+        "game": F.string(), "fps": F.number(above=0), "frames_per_step": F.integer(at_least=1),
+        "buttons": F.button_list(), "row_group_rows": F.integer(at_least=1),
+        "counts": F.mapping({"episodes": count, "frames": count, "texts": count}),
+        "splits": F.mapping({s: F.list_of(count) for s in SPLITS}), "sources": F.list_of(F.mapping()),
+    }, where, "dataset info file", "It was edited or damaged; rebuild the dataset with `contra-bc build-dataset`.")
 
 
 def read_info(root: Path) -> dict:
@@ -270,7 +280,7 @@ def _read_table(root: Path, rel: Path, schema):
         table = pq.read_table(root / rel, use_threads=False)
     except FileNotFoundError:
         raise _not_dataset(root, f"{rel} is missing") from None
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise _not_dataset(root, f"{rel} is unreadable ({exc})") from None
     missing = [n for n in schema.names if n not in table.schema.names]
     if missing:
@@ -279,11 +289,14 @@ def _read_table(root: Path, rel: Path, schema):
 
 
 def read_episodes(root: Path, info: dict) -> list[dict]:
+    """The episode rows info.json counts. info.json is written last and so commits a build or an append:
+    rows beyond its count are an --append that was cut off before its commit, and are not part of the dataset."""
     root = Path(root)
     episodes = _read_table(root, EPISODES, episodes_schema()).to_pylist()
-    if len(episodes) != info["counts"]["episodes"]:
+    if len(episodes) < info["counts"]["episodes"]:
         raise _not_dataset(root, f"{EPISODES} has {len(episodes)} episodes but info.json says "
-                                 f"{info['counts']['episodes']} (an interrupted --append?)")
+                                 f"{info['counts']['episodes']}")
+    episodes = episodes[:info["counts"]["episodes"]]
     next_index = 0
     for i, e in enumerate(episodes):
         if e["episode_index"] != i or e["index_start"] != next_index or \
@@ -294,7 +307,7 @@ def read_episodes(root: Path, info: dict) -> list[dict]:
 
 
 def read_texts(root: Path, info: dict) -> list[str]:
-    rows = _read_table(Path(root), TEXTS, texts_schema()).to_pylist()
+    rows = _read_table(Path(root), TEXTS, texts_schema()).to_pylist()[:info["counts"]["texts"]]  # as episodes
     if [r["text_index"] for r in rows] != list(range(len(rows))) or len(rows) != info["counts"]["texts"]:
         raise _not_dataset(Path(root), f"{TEXTS} does not match info.json")
     return [r["text"] for r in rows]
@@ -302,6 +315,7 @@ def read_texts(root: Path, info: dict) -> list[str]:
 
 def validate_dataset(root: Path) -> dict:
     """Check meta and every data file's row count and schema; returns a summary."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     root = Path(root)
@@ -315,7 +329,7 @@ def validate_dataset(root: Path) -> dict:
         try:
             meta = pq.ParquetFile(path).schema_arrow
             n = pq.ParquetFile(path).metadata.num_rows
-        except (FileNotFoundError, OSError) as exc:
+        except (FileNotFoundError, OSError, pa.ArrowException) as exc:
             raise _not_dataset(root, f"data file {e['data_file']} is missing or unreadable ({exc})") from None
         if not meta.equals(expected):
             raise _not_dataset(root, f"{e['data_file']} has the wrong columns")

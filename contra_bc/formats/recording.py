@@ -31,11 +31,12 @@ import numpy as np
 from contra_bc import __version__
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic, video
+from contra_bc.formats import fields as F
 
 FORMAT = "contra-bc/recording"
 VERSION = 1
 CHUNK_STEPS = 100
-ACTORS = ("human", "agent", "script")
+ACTORS = ("human", "agent", "script", "perturbation")  # perturbation: a mistake injected into a bot's run
 BASE_COLUMNS = ("step", "action", "actor", "frame_hash", "ram_hash", "event", "wall_time_ns", "lateness_ms")
 VAR_PREFIX = "var_"
 
@@ -274,11 +275,8 @@ def is_recording(path: Path) -> bool:
     return (Path(path) / "meta.json").is_file()
 
 
-def read_recording(path: Path) -> Recording:
-    """Open and validate a recording directory; UserError with the reason otherwise."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def read_meta(path: Path) -> dict:
+    """A recording's meta.json, checked (types and ranges); UserError with the reason otherwise."""
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path} is not a directory; a recording is a directory holding meta.json, "
@@ -289,11 +287,26 @@ def read_recording(path: Path) -> Recording:
         raise UserError(f"{path} has no meta.json, so it is not a contra-bc recording.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}/meta.json is not valid JSON ({exc}); the recording is damaged.") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{path}/meta.json says format {meta.get('format')!r}, not {FORMAT!r}.")
-    if meta.get("format_version") != VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise UserError(f"{path}/meta.json says format {found!r}, not {FORMAT!r}: it is not a contra-bc recording.")
+    if not isinstance(meta.get("format_version"), int) or isinstance(meta.get("format_version"), bool):
+        raise UserError(f"{path}/meta.json: `format_version` must be an integer, not "
+                        f"{meta.get('format_version')!r}; the file was edited or damaged.")
+    if meta["format_version"] != VERSION:
         raise UserError(f"{path} is recording format v{meta.get('format_version')}; this contra-bc "
                         f"(v{__version__}) reads v{VERSION}. Install the contra-bc version that wrote it.")
+    validate_meta(meta, path / "meta.json")
+    return meta
+
+
+def read_recording(path: Path) -> Recording:
+    """Open and validate a recording directory; UserError with the reason otherwise."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    meta = read_meta(path)
     variables = meta.get("variables", [])
     try:
         if (path / "steps.parquet").is_file():
@@ -313,9 +326,39 @@ def read_recording(path: Path) -> Recording:
     if len(idx) and not np.array_equal(idx, np.arange(len(idx))):
         raise UserError(f"The steps of {path} are not numbered 0..N-1; the table is damaged.")
     if meta.get("complete") and meta.get("steps") != steps.num_rows:
-        raise UserError(f"{path}/meta.json says {meta.get('steps')} steps but the table has "
+        raise UserError(f"{path}/meta.json says {meta.get('steps')!r} steps but the table has "
                         f"{steps.num_rows}; the recording is damaged.")
+    if meta.get("complete") and steps.num_rows == 0:
+        raise UserError(f"{path} is marked complete but holds no step; there is nothing to replay or train on. "
+                        f"Record it again.")
+    actions = steps.column("action").to_numpy()
+    allowed = sum(1 << i for i, b in enumerate(meta["buttons"]) if b)
+    stray = np.flatnonzero((actions < 0) | (actions & ~allowed != 0)) if len(actions) else []
+    if len(stray):
+        raise UserError(f"{path}: step {stray[0]} presses buttons the recording's platform does not have (action "
+                        f"{actions[stray[0]]}, buttons {meta['buttons']}); the steps table is damaged.")
+    bad_actor = set(steps.column("actor").to_pylist()) - set(ACTORS)
+    if bad_actor:
+        raise UserError(f"{path}: actor(s) {sorted(bad_actor)} in the steps table are none of {list(ACTORS)}.")
     return Recording(path=path, meta=meta, steps=steps)
+
+
+META_FIELDS = {
+    "game": F.string(), "platform": F.string(), "buttons": F.button_list(),
+    "variables": F.list_of(F.string()), "frames_per_step": F.integer(at_least=1), "hz": F.number(above=0),
+    "start_state_sha1": F.string(), "first_frame_hash": F.integer(), "complete": F.boolean(),
+    "video": F.mapping({"chunk_steps": F.integer(at_least=1)}),
+    "screen": F.mapping({"height": F.integer(at_least=1), "width": F.integer(at_least=1)}),
+}
+
+
+def validate_meta(meta: dict, where: Path) -> None:
+    """Types and ranges of a recording's meta.json (UserError naming every problem)."""
+    spec = dict(META_FIELDS)
+    if meta.get("complete"):
+        spec["steps"] = F.integer(at_least=0)
+    F.require_fields(meta, spec, where, "recording meta.json",
+                     "It was edited by hand or damaged; restore it, or record the episode again.")
 
 
 def find_recordings(paths: list[Path]) -> list[Path]:
@@ -329,6 +372,9 @@ def find_recordings(paths: list[Path]) -> list[Path]:
             if not subs:
                 raise UserError(f"{p} is neither a recording nor a folder of recordings (no meta.json found).")
             found.extend(subs)
+        elif p.exists():
+            raise UserError(f"{p} is a file, not a recording: a recording is a directory holding meta.json, "
+                            f"start_state.gz, steps.parquet and video/ (or pass a folder of such directories).")
         else:
             raise UserError(f"{p} does not exist.")
     return found

@@ -27,24 +27,41 @@ def _ch(c: int, width: float) -> int:
     return max(8, int(round(c * width / 8)) * 8)
 
 
-class ConvBN(nn.Sequential):
-    def __init__(self, cin, cout, k, stride=1, groups=1, act=True):
-        super().__init__(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
+def frame_norm(channels: int, kind: str) -> nn.Module:
+    """The normalisation after each conv.
+
+    "group" (the default): GroupNorm, statistics of one frame only, so a frame's tokens never
+    depend on the other frames of a batch and training and play compute the same thing.
+    "batch": BatchNorm, as EfficientNet has it; kept to load checkpoints made before `image_norm` existed.
+    In train mode it normalises over every frame of the batch (padding included) and in eval
+    mode it uses running statistics, so the image tokens a policy saw in training are not the
+    ones it sees in play.
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(channels, 8), channels)
+    raise ValueError(f"unknown image norm {kind!r} (group or batch)")
+
+
+class ConvNorm(nn.Sequential):
+    def __init__(self, cin, cout, k, stride=1, groups=1, act=True, norm="group"):
+        super().__init__(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), frame_norm(cout, norm),
                          nn.SiLU() if act else nn.Identity())
 
 
 class MBConv(nn.Module):
     """Inverted residual: 1×1 expand, k×k depthwise, squeeze-excite, 1×1 project."""
 
-    def __init__(self, cin, cout, expand, k, stride):
+    def __init__(self, cin, cout, expand, k, stride, norm="group"):
         super().__init__()
         mid = cin * expand
-        self.expand = ConvBN(cin, mid, 1) if expand != 1 else nn.Identity()
-        self.depthwise = ConvBN(mid, mid, k, stride, groups=mid)
+        self.expand = ConvNorm(cin, mid, 1, norm=norm) if expand != 1 else nn.Identity()
+        self.depthwise = ConvNorm(mid, mid, k, stride, groups=mid, norm=norm)
         se = max(1, cin // 4)
         self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(mid, se, 1), nn.SiLU(), nn.Conv2d(se, mid, 1),
                                 nn.Sigmoid())
-        self.project = ConvBN(mid, cout, 1, act=False)
+        self.project = ConvNorm(mid, cout, 1, act=False, norm=norm)
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x):
@@ -55,19 +72,19 @@ class MBConv(nn.Module):
 
 class ImageTokenizer(nn.Module):
     def __init__(self, d_model: int, n_tokens: int, frame_size: int = 192, width: float = 1.0, depth: float = 1.0,
-                 token_channels: int = 32, input_pool: int = 1):
+                 token_channels: int = 32, input_pool: int = 1, norm: str = "group"):
         super().__init__()
         self.input_pool = input_pool
-        layers = [ConvBN(3, _ch(STEM_CHANNELS, width), 3, 2)]
+        layers = [ConvNorm(3, _ch(STEM_CHANNELS, width), 3, 2, norm=norm)]
         cin, stride_total = _ch(STEM_CHANNELS, width), 2
         for expand, k, stride, cout, repeats in B0_STAGES:
             cout = _ch(cout, width)
             for i in range(max(1, math.ceil(repeats * depth))):
-                layers.append(MBConv(cin, cout, expand, k, stride if i == 0 else 1))
+                layers.append(MBConv(cin, cout, expand, k, stride if i == 0 else 1, norm))
                 cin = cout
             stride_total *= stride
         self.features = nn.Sequential(*layers)
-        self.squeeze = ConvBN(cin, token_channels, 1)
+        self.squeeze = ConvNorm(cin, token_channels, 1, norm=norm)
         side = frame_size // input_pool // stride_total
         self.n_tokens, self.d_model = n_tokens, d_model
         self.proj = nn.Linear(token_channels * side * side, n_tokens * d_model)

@@ -33,6 +33,7 @@ class ModelConfig:
     cnn_depth: float = 0.34           # EfficientNet depth multiplier on block repeats (1.0 = B0)
     cnn_token_channels: int = 8       # channels of the last feature map fed to the token projection
     cnn_input_pool: int = 4           # average k×k pixels before the stem (1 = the paper's full 192×192)
+    image_norm: str = "group"         # per-frame GroupNorm; "batch" only for checkpoints made before it
     text_dim: int = 384               # sentence-encoder embedding size
     dec_d_model: int = 64             # action decoder width
     dec_layers: int = 1
@@ -46,6 +47,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         names = {f.name for f in fields(cls)}
+        d = {"image_norm": "batch", **d}  # configs written before image_norm existed used BatchNorm
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
@@ -269,7 +271,7 @@ class PolicyModel(nn.Module):
         self.layout = step_layout(cfg.image_tokens, len(vocab))
         d = cfg.d_model
         self.image = ImageTokenizer(d, cfg.image_tokens, cfg.frame_size, cfg.cnn_width, cfg.cnn_depth,
-                                    cfg.cnn_token_channels, cfg.cnn_input_pool)
+                                    cfg.cnn_token_channels, cfg.cnn_input_pool, cfg.image_norm)
         self.text_proj = nn.Linear(cfg.text_dim, d)
         self.null_text = nn.Parameter(torch.randn(d) * 0.02)
         self.reasoning = nn.Parameter(torch.randn(d) * 0.02)
@@ -354,17 +356,22 @@ class PolicyModel(nn.Module):
         logits = self.decoder(h.flatten(0, 1), targets.flatten(0, 1))
         return [lg.view(B, T, -1) for lg in logits]
 
-    def forward(self, batch, frames=None, z_loss=1e-4):
+    def forward(self, batch, frames=None, z_loss=1e-4, change_weight=1.0):
         """Training entry point (what DDP wraps): the loss and its per-group parts."""
-        return self.loss(batch, frames, z_loss)
+        return self.loss(batch, frames, z_loss, change_weight)
 
     @torch.no_grad()
     def action_logprobs(self, batch, frames=None):
         """List over groups of log-probabilities [B, T, V_g] (each group given the true earlier groups)."""
         return [F.log_softmax(lg.float(), dim=-1) for lg in self.action_logits(batch, frames)]
 
-    def loss(self, batch, frames=None, z_loss=1e-4):
-        """Cross-entropy summed over groups, mean over steps where loss_mask & valid; plus z-loss."""
+    def loss(self, batch, frames=None, z_loss=1e-4, change_weight=1.0):
+        """Cross-entropy summed over groups, mean over steps where loss_mask & valid; plus z-loss.
+
+        ``change_weight`` > 1 weighs the steps where a group's class differs from the step before
+        (a jump starts, a shot, a turn) that much more: the rare moments where the action follows
+        the screen rather than the previous action. The reported nll stays unweighted.
+        """
         logits = self.action_logits(batch, frames)
         dev = self.a_in.device
         keep = batch["loss_mask"].to(dev) & batch.get("valid", batch["loss_mask"]).to(dev)
@@ -376,7 +383,14 @@ class PolicyModel(nn.Module):
             ce = F.cross_entropy(lg.flatten(0, 1), targets[..., g].flatten(), reduction="none").view(keep.shape)
             z = torch.logsumexp(lg, dim=-1).pow(2)
             nll = (ce * keep).sum() / n
-            total = total + nll + z_loss * (z * keep).sum() / n
+            if change_weight != 1.0:
+                changed = torch.zeros_like(keep)
+                changed[:, 1:] = targets[:, 1:, g] != targets[:, :-1, g]
+                w = keep * (1.0 + (change_weight - 1.0) * changed)
+                total = total + (ce * w).sum() / w.sum().clamp(min=1)
+            else:
+                total = total + nll
+            total = total + z_loss * (z * keep).sum() / n
             per_group.append(nll.detach())
         return total, {"nll": per_group, "count": keep.sum(), "logits": [lg.detach() for lg in logits],
                        "targets": targets, "keep": keep}

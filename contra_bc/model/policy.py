@@ -28,15 +28,32 @@ def load_model(path, device="cpu") -> tuple[PolicyModel, dict, Path]:
     """Checkpoint or RUN dir -> (model in eval mode, checkpoint config, checkpoint dir)."""
     ckpt = ckfmt.resolve_checkpoint(path)
     config = ckfmt.read_config(ckpt)
+    from contra_bc.formats import fields as F
+
+    positive = F.integer(at_least=1)
+    F.require_fields(config, {"model": F.mapping({
+        "d_model": positive, "n_layers": positive, "n_heads": positive, "history": positive, "image_tokens": positive,
+        "frame_size": positive, "text_dim": positive, "dec_d_model": positive, "dec_layers": positive,
+        "dec_heads": positive, "cnn_token_channels": positive, "cnn_input_pool": positive,
+        "cnn_width": F.number(above=0), "cnn_depth": F.number(above=0)}), "action_schema": F.mapping()},
+        ckpt / "config.json", "checkpoint config", "The checkpoint is damaged; use an earlier checkpoint or retrain.")
     try:
         cfg = ModelConfig.from_dict(config["model"])
         schema = ActionSchema.from_json(config["action_schema"])
-    except (KeyError, TypeError) as exc:
+        if cfg.d_model % cfg.n_heads or cfg.dec_d_model % cfg.dec_heads:
+            raise ValueError("the widths must be multiples of the head counts")
+        model = PolicyModel(cfg, schema)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise UserError(f"{ckpt}/config.json lacks a valid model or action_schema entry ({exc}); the checkpoint is "
-                        "damaged. Use an earlier checkpoint or retrain.")
-    model = PolicyModel(cfg, schema)
+                        "damaged. Use an earlier checkpoint or retrain.") from None
     state = ckfmt.read_tensors(ckpt, "model")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes in config.json and model.safetensors disagree
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)[:200]]
+        raise UserError(f"{ckpt}/model.safetensors does not fit its config.json ({first[0].strip()}). The files "
+                        f"come from different runs or were edited; use a checkpoint as written by "
+                        f"`contra-bc train`.") from None
     if missing or unexpected:
         raise UserError(f"{ckpt}/model.safetensors does not match its config (missing {missing[:3]}, unexpected "
                         f"{unexpected[:3]}). The files come from different runs; use a checkpoint as written by "

@@ -102,8 +102,16 @@ def make_source(spec: str, game, seed: int):
 
     if movies.is_movie(spec):
         movie, _ = _read_movie_for(spec, game.name if game else None)
-        return _FileSource(movies.movie_steps(movie, 1).actions), _movie_detail(movie)
-    return _FileSource(read_action_file(Path(spec), list(game.buttons))), f"file:{Path(spec).name}"
+        return _FileSource(_some_steps(movies.movie_steps(movie, 1).actions, spec)), _movie_detail(movie)
+    return _FileSource(_some_steps(read_action_file(Path(spec), list(game.buttons)), spec)), f"file:{Path(spec).name}"
+
+
+def _some_steps(actions, spec):
+    """The actions of a file or movie, refused when there is not one step to record."""
+    if len(actions) == 0:
+        raise UserError(f"{spec} holds no step to record (an empty action table, or a movie shorter than one "
+                        f"step); a recording needs at least one step.")
+    return actions
 
 
 def _read_movie_for(spec: str, game_name: str | None):
@@ -142,7 +150,7 @@ def _prepare_movie(job: RecordJob, emu_for):
              "movie": {"file": movie.path.name, "format": movie.kind, "frames_total": plan.frames_total,
                        "frames_used": plan.frames_used, "game_name": movie.game_name,
                        "rom_sha1": movie.rom_sha1, "rom_md5": movie.rom_md5, "notes": plan.notes}}
-    return game, emu, _FileSource(plan.actions), _movie_detail(movie), start, hz, extra
+    return game, emu, _FileSource(_some_steps(plan.actions, job.input)), _movie_detail(movie), start, hz, extra
 
 
 def record_job(job: RecordJob, on_step=None) -> dict:
@@ -183,7 +191,8 @@ def record_job(job: RecordJob, on_step=None) -> dict:
             except StopIteration:
                 end_reason = "input_exhausted"
                 break
-            row = runner.step(action, "script", lateness)
+            # a bot that injects its own mistakes labels those steps (they are not trained on)
+            row = runner.step(action, getattr(source, "actor", "script"), lateness)
             writer.add(frame, row)
             frame = emu.screen()
             if on_step:

@@ -34,7 +34,7 @@ import numpy as np
 from contra_bc.emulator import get_game
 from contra_bc.episode import EpisodeRunner, sigterm_as_interrupt
 from contra_bc.errors import UserError
-from contra_bc.formats.recording import is_recording
+from contra_bc.formats.recording import is_recording, read_meta
 from contra_bc.record.window import GameWindow, load_keymap
 
 EPISODE_NAME = re.compile(r"^episode-(\d{4,})$")
@@ -81,8 +81,8 @@ def plan_session(out: Path, resume: bool, game: str, hz: float, frames_per_step:
                         f"recordings, so it is not a recording session. Choose a new --out.")
     for p in episodes:
         try:
-            meta = json.loads((p / "meta.json").read_text())
-        except (OSError, ValueError):
+            meta = read_meta(p)
+        except UserError:
             continue  # a damaged episode is counted, kept, and left for replay-verify to report
         mine = {"game": game, "hz": float(hz), "frames_per_step": int(frames_per_step)}
         theirs = {k: meta.get(k) for k in mine}
