@@ -7,7 +7,8 @@ the training data. Nothing is recomputed here; a missing stage is reported missi
 Expected layout (examples/demo.sh makes it):
 
     DIR/expert60/            per-frame expert recordings (downsample-check input)
-    DIR/expert20/            throttled 20 Hz expert recordings (training data)
+    DIR/expert20/            throttled 20 Hz expert recordings (training data; the expert row)
+    DIR/noisy20/             20 Hz expert runs with injected mistakes (training data, optional)
     DIR/verify.json          replay-verify --json of both
     DIR/downsample.json      downsample-check --json of expert60 (max pooling)
     DIR/control.json         downsample-check --json of expert20 (window 1: the control)

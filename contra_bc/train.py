@@ -488,63 +488,60 @@ def train(tc: TrainConfig, on_step=None) -> dict:
     record, saved_step = {}, step
     from contra_bc.signals import StopSignals
 
-    signals = StopSignals()
-    try:
-        signals.__enter__()  # Ctrl-C and SIGTERM stop between steps: the step in flight finishes
-        while step < stop and not signals.requested:
-            lr = lr_at(step, base_lr, tc)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss_sum, nll_sum = 0.0, [0.0] * len(schema.groups)
-            for micro in range(tc.grad_accum):
-                batch = _to(batches.next(), device)
-                batch["text"] = drop_text(batch["text"], tc.seed, step, micro, dist.rank, tc.text_dropout)
-                frames = batch["frames"]
-                if tc.augment:
-                    gen = torch.Generator(device="cpu").manual_seed(
-                        ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
-                    frames = augment_frames(frames, gen)
-                last_micro = micro == tc.grad_accum - 1
-                ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
-                with ctx, autocast:
-                    loss, stats = fwd(batch, frames, tc.z_loss, tc.change_weight)
-                    (loss / tc.grad_accum).backward()
-                loss_sum += float(loss.detach()) / tc.grad_accum
-                nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            data_at_step = (batches.epoch, batches.position)
-            if not dist.main:
-                continue
-            now = time.perf_counter()
-            record = {"kind": "train", "step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
-                      **{f"nll/{g.name}": v for g, v in zip(schema.groups, nll_sum)}}
-            if step % tc.log_every == 0 or step == stop:
-                record["steps_per_s"] = (step - s_last) / max(1e-9, now - t_last)
-                record["samples_per_s"] = record["steps_per_s"] * tc.batch_size * tc.grad_accum * dist.world
-                t_last, s_last = now, step
-                append_metrics(run, record)
-            if step % tc.eval_every == 0 or step == stop:
-                last_val = evaluate(model, tc, sequence, device)
-                if last_val:
-                    append_metrics(run, {"kind": "val", "step": step, **last_val})
-                draw_loss_png(run)
-            if step % tc.save_every == 0 or step == stop:
-                save(step)
-                saved_step = step
-            if on_step:
-                on_step(step, stop, record)
-    except BaseException:
-        # the step in flight is dropped; the state after the last finished step is saved for --resume
-        if signals.requested and dist.main and step > saved_step:
-            save(step)
-        if signals.requested:  # a data-loader worker that died of the same Ctrl-C is part of the stop
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        signals.__exit__(None, None, None)
+    # Ctrl-C and SIGTERM stop between steps: the step in flight finishes, then its state is saved
+    with StopSignals() as signals:
+        try:
+            while step < stop and not signals.requested:
+                lr = lr_at(step, base_lr, tc)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                loss_sum, nll_sum = 0.0, [0.0] * len(schema.groups)
+                for micro in range(tc.grad_accum):
+                    batch = _to(batches.next(), device)
+                    batch["text"] = drop_text(batch["text"], tc.seed, step, micro, dist.rank, tc.text_dropout)
+                    frames = batch["frames"]
+                    if tc.augment:
+                        gen = torch.Generator(device="cpu").manual_seed(
+                            ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
+                        frames = augment_frames(frames, gen)
+                    last_micro = micro == tc.grad_accum - 1
+                    ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
+                    with ctx, autocast:
+                        loss, stats = fwd(batch, frames, tc.z_loss, tc.change_weight)
+                        (loss / tc.grad_accum).backward()
+                    loss_sum += float(loss.detach()) / tc.grad_accum
+                    nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                data_at_step = (batches.epoch, batches.position)
+                if not dist.main:
+                    continue
+                now = time.perf_counter()
+                record = {"kind": "train", "step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
+                          **{f"nll/{g.name}": v for g, v in zip(schema.groups, nll_sum)}}
+                if step % tc.log_every == 0 or step == stop:
+                    record["steps_per_s"] = (step - s_last) / max(1e-9, now - t_last)
+                    record["samples_per_s"] = record["steps_per_s"] * tc.batch_size * tc.grad_accum * dist.world
+                    t_last, s_last = now, step
+                    append_metrics(run, record)
+                if step % tc.eval_every == 0 or step == stop:
+                    last_val = evaluate(model, tc, sequence, device)
+                    if last_val:
+                        append_metrics(run, {"kind": "val", "step": step, **last_val})
+                    draw_loss_png(run)
+                if step % tc.save_every == 0 or step == stop:
+                    save(step)
+                    saved_step = step
+                if on_step:
+                    on_step(step, stop, record)
+        except BaseException:
+            if signals.requested:  # a data-loader worker that died of the same Ctrl-C is part of the stop
+                if dist.main and step > saved_step:
+                    save(step)
+                raise KeyboardInterrupt from None
+            raise
     if signals.requested:
         if dist.main and step > saved_step:
             save(step)

@@ -235,3 +235,27 @@ def test_text_dropout_hides_whole_sequences_reproducibly():
     assert torch.equal(half[~dropped], text[~dropped])              # the others keep every step's text
     assert torch.equal(half, drop_text(text, 0, 7, 0, 0, 0.5))      # a resumed run drops the same ones
     assert not torch.equal(half, drop_text(text, 0, 8, 0, 0, 0.5))  # the next step draws again
+
+
+def test_change_weight_weighs_the_steps_where_a_group_changes():
+    import torch.nn.functional as F
+
+    model = make_model()
+    batch = make_batch(model, B=1, T=6)
+    a_bit = 1 << 8
+    batch["actions"] = torch.tensor([[0, 0, a_bit, a_bit, a_bit, 0]])  # A goes down at 2, up at 5
+    with torch.no_grad():
+        plain, stats = model.loss(batch, z_loss=0.0)
+        weighted, wstats = model.loss(batch, z_loss=0.0, change_weight=10.0)
+        logits = model.action_logits(batch)
+    targets = model.schema.encode_tensor(batch["actions"])
+    expected = 0.0
+    for g, lg in enumerate(logits):
+        ce = F.cross_entropy(lg[0].float(), targets[0, :, g], reduction="none")
+        changed = torch.zeros(6, dtype=torch.bool)
+        changed[1:] = targets[0, 1:, g] != targets[0, :-1, g]
+        w = 1 + 9 * changed.float()
+        expected += float((ce * w).sum() / w.sum())
+    assert float(weighted) == pytest.approx(expected, rel=1e-5)
+    assert float(weighted) != pytest.approx(float(plain), rel=1e-3)
+    assert all(torch.equal(a, b) for a, b in zip(stats["nll"], wstats["nll"]))  # reported nll stays unweighted

@@ -23,29 +23,26 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _range(v, above=None, at_least=None, at_most=None) -> str | None:
+    if above is not None and v <= above:
+        return f"must be greater than {above}, not {v}"
+    if at_least is not None and v < at_least:
+        return f"must be at least {at_least}, not {v}"
+    if at_most is not None and v > at_most:
+        return f"must be at most {at_most}, not {v}"
+    return None
+
+
 def integer(at_least: int | None = None, at_most: int | None = None) -> Check:
-    def check(v):
-        if not _is_int(v):
-            return f"must be an integer, not {v!r}"
-        if at_least is not None and v < at_least:
-            return f"must be at least {at_least}, not {v}"
-        if at_most is not None and v > at_most:
-            return f"must be at most {at_most}, not {v}"
-        return None
-    return check
+    return lambda v: (f"must be an integer, not {v!r}" if not _is_int(v)
+                      else _range(v, at_least=at_least, at_most=at_most))
 
 
 def number(above: float | None = None, at_least: float | None = None, at_most: float | None = None) -> Check:
     def check(v):
         if not (_is_int(v) or isinstance(v, float)) or not math.isfinite(v):
             return f"must be a finite number, not {v!r}"
-        if above is not None and v <= above:
-            return f"must be greater than {above}, not {v}"
-        if at_least is not None and v < at_least:
-            return f"must be at least {at_least}, not {v}"
-        if at_most is not None and v > at_most:
-            return f"must be at most {at_most}, not {v}"
-        return None
+        return _range(v, above, at_least, at_most)
     return check
 
 

@@ -157,6 +157,10 @@ def record_job(job: RecordJob, on_step=None) -> dict:
     """Record one episode; returns its final meta. Ctrl-C/SIGTERM finish it as incomplete."""
     from contra_bc import movies
     from contra_bc.parallel import shared_emulator
+    from contra_bc.signals import stop_requested
+
+    if stop_requested():  # asked to stop before this episode began: begin none
+        raise KeyboardInterrupt
 
     extra = {"episode_until": job.until, "seed": job.seed}
     if movies.is_movie(job.input):
