@@ -553,9 +553,9 @@ def train(
     text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Chance a training sequence is shown "
                                                  "without its instructions (default 0.5), so the policy also plays "
                                                  "without text."),
-    change_weight: Optional[float] = typer.Option(None, "--change-weight", help="Loss weight of the steps where "
-                                                  "a button group's action changes (a jump starts, a shot): the "
-                                                  "moments the screen decides (default 1 = no extra weight)."),
+    press_weight: Optional[float] = typer.Option(None, "--press-weight", help="Loss weight of the steps where "
+                                                 "a button goes down (a jump starts, a shot): the moments the screen "
+                                                 "decides (default 1 = no extra weight)."),
     image_norm: Optional[str] = typer.Option(None, "--image-norm", help="Image encoder norm: group (per frame, "
                                              "default) or batch (across the batch, as older checkpoints)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's)."),
@@ -598,7 +598,7 @@ def train(
                       if k not in ("dataset", "out", "resume", "stop_at")}, **options}  # --stop-at is once
     flags = {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
              "grad_accum": grad_accum, "window": window, "sequence": sequence, "jitter": jitter,
-             "text_dropout": text_dropout, "image_norm": image_norm, "change_weight": change_weight, "lr": lr, "seed": seed, "device": device,
+             "text_dropout": text_dropout, "image_norm": image_norm, "press_weight": press_weight, "lr": lr, "seed": seed, "device": device,
              "compile": compile, "augment": augment, "eval_every": eval_every, "eval_batches": eval_batches, "save_every": save_every,
              "log_every": log_every, "workers": workers, "text_encoder": text_encoder}
     options.update({k: v for k, v in flags.items() if v is not None})

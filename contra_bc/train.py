@@ -36,7 +36,7 @@ class TrainConfig:
     sequence: int | None = None       # steps per training sequence (default 2 x window): longer than the window, so
                                       # later steps see what play's sliding KV cache sees (context from > window back)
     jitter: bool = True               # cut training sequences at seeded offsets, new ones every epoch
-    change_weight: float = 1.0        # loss weight of steps where a button group changes (keyframes: jump starts)
+    press_weight: float = 1.0         # loss weight of steps where a button goes down (jump starts, shots)
     text_dropout: float = 0.5         # chance a training sequence is shown with no instruction (the null text
                                       # token), so the policy also runs without text, as play does by default
     image_norm: str = "group"         # image encoder norm: group (per frame) or batch (as checkpoints without image_norm had it)
@@ -507,7 +507,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                     last_micro = micro == tc.grad_accum - 1
                     ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
                     with ctx, autocast:
-                        loss, stats = fwd(batch, frames, tc.z_loss, tc.change_weight)
+                        loss, stats = fwd(batch, frames, tc.z_loss, tc.press_weight)
                         (loss / tc.grad_accum).backward()
                     loss_sum += float(loss.detach()) / tc.grad_accum
                     nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]

@@ -8,7 +8,7 @@ GAME=Outpost-Nes
 EXPERT_RUNS=${EXPERT_RUNS:-10}        # per-frame (60 Hz) expert runs for downsample-check
 TRAIN_RUNS=${TRAIN_RUNS:-16}          # throttled 20 Hz steady-expert runs: the training data
 NOISY_RUNS=${NOISY_RUNS:-16}          # 20 Hz runs with injected mistakes (not trained on) and recoveries
-TRAIN_STEPS=${TRAIN_STEPS:-1000}      # optimizer steps of the small preset (batch 4 x 32 steps)
+TRAIN_STEPS=${TRAIN_STEPS:-800}       # optimizer steps of the small preset (batch 4 x 32 steps)
 EVAL_EPISODES=${EVAL_EPISODES:-20}
 WORKERS=${WORKERS:-2}
 if [ -e "$OUT" ]; then echo "demo: $OUT exists; remove it or set OUT=another-folder" >&2; exit 2; fi
@@ -47,9 +47,10 @@ step "6/9 train the small preset ($TRAIN_STEPS steps on CPU)"
 # No augmentation here: play uses the same emulator and the same preprocess_frame, so there is no
 # train-inference gap for it to cover, and on 2 CPU cores the time is better spent on steps.
 # History 16 steps, trained on sequences of 32 (what play's sliding KV cache sees); instructions
-# dropped from half the sequences (play runs without one); see README "What made the agent play".
+# dropped from half the sequences (play runs without one); jump starts and shots weigh 5x in the
+# loss. See README "What made the agent play".
 contra-bc train "$OUT/dataset" --out "$OUT/run" --preset small --max-steps "$TRAIN_STEPS" \
-  --window 16 --sequence 32 --batch-size 4 --eval-every 250 --eval-batches 16 --no-augment ${TRAIN_FLAGS:-}
+  --window 16 --sequence 32 --batch-size 4 --press-weight 5 --eval-every 200 --eval-batches 16 --no-augment
 
 step "7/9 play: $EVAL_EPISODES evaluation episodes of the agent and of a random policy"
 # evaluation seeds: play's default, 1,000,000 + episode, apart from the bot seeds above

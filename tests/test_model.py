@@ -237,7 +237,7 @@ def test_text_dropout_hides_whole_sequences_reproducibly():
     assert not torch.equal(half, drop_text(text, 0, 8, 0, 0, 0.5))  # the next step draws again
 
 
-def test_change_weight_weighs_the_steps_where_a_group_changes():
+def test_press_weight_weighs_the_steps_where_a_button_goes_down():
     import torch.nn.functional as F
 
     model = make_model()
@@ -246,16 +246,17 @@ def test_change_weight_weighs_the_steps_where_a_group_changes():
     batch["actions"] = torch.tensor([[0, 0, a_bit, a_bit, a_bit, 0]])  # A goes down at 2, up at 5
     with torch.no_grad():
         plain, stats = model.loss(batch, z_loss=0.0)
-        weighted, wstats = model.loss(batch, z_loss=0.0, change_weight=10.0)
+        weighted, wstats = model.loss(batch, z_loss=0.0, press_weight=10.0)
         logits = model.action_logits(batch)
     targets = model.schema.encode_tensor(batch["actions"])
+    a_group = [g.name for g in model.schema.groups].index("A")
     expected = 0.0
     for g, lg in enumerate(logits):
         ce = F.cross_entropy(lg[0].float(), targets[0, :, g], reduction="none")
-        changed = torch.zeros(6, dtype=torch.bool)
-        changed[1:] = targets[0, 1:, g] != targets[0, :-1, g]
-        w = 1 + 9 * changed.float()
+        w = torch.ones(6)
+        if g == a_group:
+            w[2] = 10.0  # the press; the release at 5 keeps weight 1
         expected += float((ce * w).sum() / w.sum())
     assert float(weighted) == pytest.approx(expected, rel=1e-5)
-    assert float(weighted) != pytest.approx(float(plain), rel=1e-3)
+    assert float(weighted) != float(plain)
     assert all(torch.equal(a, b) for a, b in zip(stats["nll"], wstats["nll"]))  # reported nll stays unweighted

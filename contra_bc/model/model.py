@@ -356,21 +356,22 @@ class PolicyModel(nn.Module):
         logits = self.decoder(h.flatten(0, 1), targets.flatten(0, 1))
         return [lg.view(B, T, -1) for lg in logits]
 
-    def forward(self, batch, frames=None, z_loss=1e-4, change_weight=1.0):
+    def forward(self, batch, frames=None, z_loss=1e-4, press_weight=1.0):
         """Training entry point (what DDP wraps): the loss and its per-group parts."""
-        return self.loss(batch, frames, z_loss, change_weight)
+        return self.loss(batch, frames, z_loss, press_weight)
 
     @torch.no_grad()
     def action_logprobs(self, batch, frames=None):
         """List over groups of log-probabilities [B, T, V_g] (each group given the true earlier groups)."""
         return [F.log_softmax(lg.float(), dim=-1) for lg in self.action_logits(batch, frames)]
 
-    def loss(self, batch, frames=None, z_loss=1e-4, change_weight=1.0):
+    def loss(self, batch, frames=None, z_loss=1e-4, press_weight=1.0):
         """Cross-entropy summed over groups, mean over steps where loss_mask & valid; plus z-loss.
 
-        ``change_weight`` > 1 weighs the steps where a group's class differs from the step before
-        (a jump starts, a shot, a turn) that much more: the rare moments where the action follows
-        the screen rather than the previous action. The reported nll stays unweighted.
+        ``press_weight`` > 1 weighs the steps where a group gets a button that was up the step
+        before (a jump starts, a shot) that much more: the rare moments where the action follows
+        the screen rather than the previous action. Releases keep weight 1 (weighing them too made
+        jumps end early: measured in the README). The reported nll stays unweighted.
         """
         logits = self.action_logits(batch, frames)
         dev = self.a_in.device
@@ -383,10 +384,10 @@ class PolicyModel(nn.Module):
             ce = F.cross_entropy(lg.flatten(0, 1), targets[..., g].flatten(), reduction="none").view(keep.shape)
             z = torch.logsumexp(lg, dim=-1).pow(2)
             nll = (ce * keep).sum() / n
-            if change_weight != 1.0:
-                changed = torch.zeros_like(keep)
-                changed[:, 1:] = targets[:, 1:, g] != targets[:, :-1, g]
-                w = keep * (1.0 + (change_weight - 1.0) * changed)
+            if press_weight != 1.0:
+                pressed = torch.zeros_like(keep)  # classes are sub-bitmasks of the group's buttons
+                pressed[:, 1:] = (targets[:, 1:, g] & ~targets[:, :-1, g]) != 0
+                w = keep * (1.0 + (press_weight - 1.0) * pressed)
                 total = total + (ce * w).sum() / w.sum().clamp(min=1)
             else:
                 total = total + nll
