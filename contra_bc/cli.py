@@ -635,8 +635,8 @@ def train(
     rows = [{"metric": "steps", "value": summary["step"]}, {"metric": "parameters", "value": f"{summary['parameters']:,}"},
             {"metric": "train loss", "value": f"{summary['train_loss']:.4f}" if summary["train_loss"] else "-"}]
     rows += [{"metric": f"val {k}", "value": f"{v:.4f}" if isinstance(v, float) else str(v)}
-             for k, v in val.items() if k == "loss" or k.startswith("ppl/") or k.startswith("acc/")
-             or k.startswith("press_")]
+             for k, v in val.items() if v is not None and (k == "loss" or k.startswith("ppl/") or k.startswith("acc/")
+                                                           or k.startswith("press_"))]
     _table(rows, "train")
     err.print(f"checkpoint: {summary['checkpoint']}")
 
