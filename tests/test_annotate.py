@@ -403,6 +403,8 @@ def test_500s_back_off_then_give_up_with_a_clear_error(fake, session_dir, tmp_pa
 
 
 @pytest.mark.parametrize("behaviour, expected", [
+    (("good", answer(("00:30", "00:31", "Starts after the clip."), ("soon", None, "No time at all."))),
+     "every one of its 2 instruction(s) was rejected"),
     (("text", '{"narrative": "x", "instructions": [{"start": "00:01",'), "not valid JSON"),
     (("text", '["a list, not an object"]'), "\"instructions\" list"),
     (("max_tokens",), "MAX_TOKENS"),
@@ -651,3 +653,12 @@ def test_thinking_is_configured_for_the_models_family(fake, session_dir, tmp_pat
     thinking = req["json"]["generationConfig"]["thinkingConfig"]
     assert {wire(thinking, k): None for k in expected} and {k: wire(thinking, k) for k in expected} == expected
     assert len([v for v in thinking.values() if v is not None]) == 1
+
+
+def test_times_given_as_plain_numbers_are_read_as_seconds(fake, session_dir, tmp_path):
+    fake.script = [("good", answer((1, 3, "Destroy the armoured gunship near the top of the screen."),
+                                   ("9.5", None, "Weave between the falling debris to reach the next wave.")))]
+    proc, [r] = annotate(fake, first(session_dir), "--out-dir", tmp_path)
+    assert proc.returncode == 0 and r["status"] == "annotated" and r["entries"] == 2, r
+    doc = read_annotations(tmp_path / "episode-0000.annotations.json")
+    assert [e["start_s"] for e in doc["entries"]] == [1.0, 9.5]
