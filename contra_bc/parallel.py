@@ -39,6 +39,7 @@ def run_many(fn: Callable, items: list, *, workers: int, games: Iterable[str] = 
     Runs in this process when ``workers`` is 1 and at most one game is involved.
     ``on_result(index, result)`` is called as each result arrives (for progress).
     """
+    from contra_bc import signals
     from contra_bc.signals import Interrupted, StopSignals, stop_requested
 
     games = set(games)
@@ -62,7 +63,7 @@ def run_many(fn: Callable, items: list, *, workers: int, games: Iterable[str] = 
     per_child = 1 if len(games) > 1 else None
     with StopSignals() as stop, ProcessPoolExecutor(max_workers=max(1, min(workers, len(items))), mp_context=ctx,
                                                     max_tasks_per_child=per_child,
-                                                    initializer=worker_init) as pool:
+                                                    initializer=signals.worker_init) as pool:
         futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
         pending = set(futures)
         try:
@@ -88,12 +89,6 @@ def run_many(fn: Callable, items: list, *, workers: int, games: Iterable[str] = 
         if stop.requested:
             raise Interrupted(results)
     return results
-
-
-def worker_init() -> None:
-    from contra_bc.signals import worker_init as init
-
-    init()
 
 
 def _signal_workers(pool) -> None:

@@ -167,8 +167,9 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
         lines += [f"- **control** (throttled 20 Hz recordings, window 1): {ct['headline']}."]
     where = report.get("evaluated_on") or "the evaluation start state"
     lines += ["", f"## Agent vs random vs expert ({where})", "",
-              "`expert` is bot:expert, which made the training data (from its recordings); `agent` the "
-              "trained policy; `random` random buttons held for random stretches.", "",
+              "`expert` is the scripted expert whose recordings in expert20/ are the training data (read from "
+              "those recordings); `agent` the trained policy; `random` random buttons held for random "
+              "stretches.", "",
               "| policy | episodes | win rate (95% CI) | mean progress | vs expert | progress min / median / max "
               "| score | deaths | latency p50 / p99 ms |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -200,7 +201,7 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
                          + ("It is still ahead of the random policy." if v["better_than_random"]
                             else "It is not ahead of the random policy."))
     val = report.get("validation")
-    buttons = sorted({k.split("/", 1)[1] for k in (val or {}) if k.startswith("press_recall/")})
+    buttons = sorted({k.split("/", 1)[1] for k in (val or {}) if k.startswith("presses/") and val[k]})
     if buttons:
         lines += ["", f"## Decisive actions on the validation split (step {val.get('step')})", "",
                   "Press edges (a button going down) are rare and decide the game: a jump start, a shot. "
