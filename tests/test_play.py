@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from conftest import cli_env, needs_outpost, run_cli, run_json
@@ -81,7 +82,8 @@ def test_death_histogram_counts_each_death_in_its_bin(tmp_path):
     path = draw_deaths(report, tmp_path / "deaths.png")
     image = Image.open(path).convert("RGB")
     assert image.size == (640, 320)
-    red = sum(1 for px in image.getdata() if px == (230, 90, 70))  # the agent's bars
+    pixels = np.asarray(image).reshape(-1, 3)
+    red = int((pixels == (230, 90, 70)).all(axis=1).sum())  # the agent's bars
     assert red > 500
     assert draw_deaths({"game": "x", "policies": {"agent": {"death_progress": [], "progress": [1]}}},
                        tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
