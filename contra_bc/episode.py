@@ -14,7 +14,6 @@ import numpy as np
 
 from contra_bc.emulator import RESET_FRAMES, Emulator, classify, expected_rom_sha1
 from contra_bc.formats.recording import RecordingWriter, now_ns
-from contra_bc.signals import StopSignals  # noqa: F401  (re-exported: the recorders' import)
 
 # Which outcomes end an episode, by --episode-until.
 UNTIL = {

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.emulator import get_game, progress_of
-from contra_bc.episode import UNTIL, EpisodeRunner, StopSignals
+from contra_bc.episode import UNTIL, EpisodeRunner
+from contra_bc.signals import StopSignals
 from contra_bc.errors import UserError
 from contra_bc.preprocess import preprocess_frame
 

@@ -69,3 +69,13 @@ def display():
     yield f":{number}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+def signal_frozen(proc, sig) -> None:
+    """Freeze PROC, queue SIG, thaw it: the signal is pending before PROC can run one more
+    instruction, and lands wherever it happens to be (no race with how fast it works)."""
+    import signal
+
+    proc.send_signal(signal.SIGSTOP)
+    proc.send_signal(sig)
+    proc.send_signal(signal.SIGCONT)

@@ -228,7 +228,7 @@ def test_interrupted_build_resumes(tmp_path):
     import subprocess
     import time
 
-    from conftest import cli_env
+    from conftest import cli_env, signal_frozen
 
     # long enough that the second shard takes about a second to build: Ctrl-C lands inside it
     long_steps = 3000
@@ -248,9 +248,7 @@ def test_interrupted_build_resumes(tmp_path):
         time.sleep(0.01)
     # freeze the build, queue Ctrl-C, thaw it: the signal is there before it can finish the second shard,
     # and it lands wherever the build happens to be (a pyarrow destructor included)
-    proc.send_signal(signal.SIGSTOP)
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGCONT)
+    signal_frozen(proc, signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert not out.exists() and "rerun the same command to resume" in stderr

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import cli_env, run_cli
+from conftest import cli_env, run_cli, signal_frozen
 
 STEPS = 30
 TRAIN = ["--preset", "tiny", "--batch-size", "4", "--window", "8", "--workers", "0", "--no-augment",
@@ -183,9 +183,7 @@ def test_sigterm_saves_and_a_bare_resume_finishes(dataset, tmp_path):
             break
         time.sleep(0.02)
     # freeze, queue SIGTERM, thaw: it arrives long before step 60, wherever the loop is
-    proc.send_signal(signal.SIGSTOP)
-    proc.send_signal(signal.SIGTERM)
-    proc.send_signal(signal.SIGCONT)
+    signal_frozen(proc, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr

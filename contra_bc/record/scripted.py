@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.emulator import action_from_names, get_game
-from contra_bc.episode import EpisodeRunner, StopSignals
+from contra_bc.episode import EpisodeRunner
+from contra_bc.signals import StopSignals
 from contra_bc.errors import UserError
 
 
