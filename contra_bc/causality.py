@@ -238,14 +238,12 @@ def chunk_batch(batch: dict, chunks: int) -> dict:
 def group_logprobs(model, batch: dict, frames=None) -> list:
     """Teacher-forced log-probabilities per action token group, in float64.
 
-    From the logits when the model exposes them: KL between two close distributions is a small
+    From the logits: KL between two close distributions is a small
     difference of large terms, and float32 log-probabilities lose it to rounding.
     """
     import torch
 
-    if hasattr(model, "action_logits"):
-        return [torch.log_softmax(lg.double(), dim=-1) for lg in model.action_logits(batch, frames=frames)]
-    return [lp.double() for lp in model.action_logprobs(batch, frames=frames)]
+    return [torch.log_softmax(lg.double(), dim=-1) for lg in model.action_logits(batch, frames=frames)]
 
 
 def kl_at(logps_a: list, logps_b: list, rows, cols):
@@ -385,6 +383,7 @@ def causality_score(checkpoint: Path, dataset: Path, cfg: ScoreConfig) -> dict:
     reader = open_dataset(dataset, cfg.split)
     policy = _load_policy(checkpoint)
     check_game(policy, reader, checkpoint, dataset)
+    policy.set_dataset_texts(reader.texts)  # the dataset's text_index values index its own texts
     result = score_policy(policy, dataset, cfg)
     result.update(checkpoint=str(checkpoint), dataset=str(dataset), game=policy.game, p=cfg.p, chunks=cfg.chunks,
                   split=cfg.split, config={k: v for k, v in cfg.__dict__.items()})
@@ -419,9 +418,7 @@ def validation_losses(run: Path) -> list[tuple[int, float]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash
-        loss = next((row[k] for k in ("val_loss", "val/loss", "validation_loss") if k in row), None)
-        if loss is None and (row.get("kind") == "val" or row.get("split") == "val"):
-            loss = row.get("loss")
+        loss = row.get("loss") if row.get("kind") == "val" else None  # train.append_metrics writes these
         if loss is not None and "step" in row:
             points.append((int(row["step"]), float(loss)))
     return points
@@ -438,6 +435,7 @@ def trace_over(run: Path, dataset: Path, cfg: ScoreConfig, png: Path, on_checkpo
     for step, ckpt in list_checkpoints(run):
         policy = _load_policy(ckpt)
         check_game(policy, reader, ckpt, dataset)
+        policy.set_dataset_texts(reader.texts)
         r = score_policy(policy, dataset, cfg)
         points.append({"checkpoint": str(ckpt), "step": step, "score": r["score"],
                        "spread": r["spread"], "mean_per_chunk": r["mean_per_chunk"],

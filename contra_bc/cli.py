@@ -556,6 +556,15 @@ def train(
     press_weight: Optional[float] = typer.Option(None, "--press-weight", help="Loss weight of the steps where "
                                                  "a button goes down (a jump starts, a shot): the moments the screen "
                                                  "decides (default 1 = no extra weight)."),
+    focus: Optional[int] = typer.Option(None, "--focus", help="Show each training sequence that holds a rare "
+                                        "press (a button going down less than once per window: a jump start) "
+                                        "this many times per epoch (default 1)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from the weights of this checkpoint or RUN "
+                                        "(fine-tuning, e.g. after a correction round): its preset and window, a "
+                                        "new optimizer and learning-rate schedule."),
+    image_input: Optional[str] = typer.Option(None, "--image-input", help="How the image encoder takes the "
+                                              "frame: pool (average k x k pixels, the default) or unshuffle "
+                                              "(fold them into channels: every pixel reaches the encoder)."),
     image_norm: Optional[str] = typer.Option(None, "--image-norm", help="Image encoder norm: group (per frame, "
                                              "default) or batch (across the batch, as older checkpoints)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's)."),
@@ -598,7 +607,8 @@ def train(
                       if k not in ("dataset", "out", "resume", "stop_at")}, **options}  # --stop-at is once
     flags = {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
              "grad_accum": grad_accum, "window": window, "sequence": sequence, "jitter": jitter,
-             "text_dropout": text_dropout, "image_norm": image_norm, "press_weight": press_weight, "lr": lr, "seed": seed, "device": device,
+             "text_dropout": text_dropout, "image_norm": image_norm, "press_weight": press_weight, "focus": focus, "image_input": image_input,
+             "init": str(init) if init else None, "lr": lr, "seed": seed, "device": device,
              "compile": compile, "augment": augment, "eval_every": eval_every, "eval_batches": eval_batches, "save_every": save_every,
              "log_every": log_every, "workers": workers, "text_encoder": text_encoder}
     options.update({k: v for k, v in flags.items() if v is not None})
@@ -669,9 +679,16 @@ def play(
     until: str = typer.Option("level", "--episode-until", help="End an episode at: life, level, game-over, never."),
     threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per process (1 is fastest for one "
                                 "decision at a time on a busy machine)."),
+    corrector: Optional[str] = typer.Option(None, "--corrector", help="bot:NAME that takes over when the agent's "
+                                            "course dies within --lookahead steps (headless); its steps are "
+                                            "recorded with actor \"corrector\" and trained on, the agent's are not."),
+    lookahead: int = typer.Option(20, "--lookahead", min=1, help="Steps the corrector plays the agent's "
+                                  "current action ahead to see whether it dies."),
+    hold: int = typer.Option(20, "--hold", min=1, help="Steps a corrector drives at least before it hands back "
+                             "(then on the first step where the agent's course is safe)."),
     json_out: bool = typer.Option(False, "--json", help="Print the evaluation report as JSON."),
 ):
-    """Run a trained policy in the emulator, evaluate it, take over as a human.
+    """Run a trained policy in the emulator, evaluate it, take over as a human or a scripted corrector.
 
     Frames go through the same preprocessing as build-dataset; the policy decides with its KV
     cache; every episode is written as a recording (source "agent") that replay-verify, annotate
@@ -686,6 +703,9 @@ def play(
 
     `contra-bc play runs/train1 --game Outpost-Nes --episodes 20 --workers 2 --out runs/eval1 --json`
 
+    `contra-bc play runs/train1 --episodes 16 --corrector bot:expert-steady --seed 3000000 --out runs/round1`
+    (correction data: the expert takes over where the agent would die)
+
     Exit codes: 0 ok, 2 bad input (unreadable checkpoint, buttons that do not fit the game), 130 interrupted.
     """
     from contra_bc import play as play_mod
@@ -697,10 +717,11 @@ def play(
     cfg = play_mod.EvalConfig(checkpoint=ckpt, game=game, state=state, out=str(out) if out else None,
                               episodes=episodes, workers=workers, frames_per_step=frames_per_step, hz=hz,
                               max_steps=max_steps, until=until, temperature=temperature, seed=seed,
-                              instruction=instruction, baseline=baseline, threads=threads)
+                              instruction=instruction, baseline=baseline, threads=threads, corrector=corrector,
+                              lookahead=lookahead, hold=hold)
     play_mod.check_options(cfg)
     play_mod.resolve_pacing(cfg)  # loads and checks the checkpoint before anything starts
-    if not fast and episodes == 1:
+    if not fast and episodes == 1 and not corrector:
         if out is None:
             raise UserError("The window records what happens: give a new session folder with --out "
                             "(or use --fast for a headless run).")
@@ -737,6 +758,8 @@ def _print_evaluation(report: dict, game: str, until: str):
                      "score": s["score_mean"],
                      "deaths": s["deaths_mean"], "steps": s["steps_mean"],
                      "latency p50/p99 ms": f"{s['latency_ms_p50']}/{s['latency_ms_p99']}"})
+        if report.get("corrector") and name == "agent":
+            rows[-1]["corrector steps"] = f"{s['corrector_steps']} ({s['takeovers']} takeovers)"
     _table(rows, f"play {game} ({report['episodes']} episodes, until {until})")
     if report.get("baseline_policy"):
         err.print(f"baseline: {report['baseline_policy']}")

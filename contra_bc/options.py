@@ -18,7 +18,7 @@ OPTION_RANGES = {
     "workers": _NOT_NEGATIVE, "countdown": _NOT_NEGATIVE, "cooldown": _NOT_NEGATIVE, "temperature": _NOT_NEGATIVE,
     "price_input": _NOT_NEGATIVE, "price_output": _NOT_NEGATIVE, "seed": _NOT_NEGATIVE, "retries": _NOT_NEGATIVE,
     "min_changes_per_minute": _NOT_NEGATIVE, "filter_min_steps": _NOT_NEGATIVE, "min_distance": _NOT_NEGATIVE,
-    "window": _AT_LEAST_1, "sequence": _AT_LEAST_1, "stop_at": _AT_LEAST_1, "max_steps": _AT_LEAST_1,
+    "window": _AT_LEAST_1, "focus": _AT_LEAST_1, "sequence": _AT_LEAST_1, "stop_at": _AT_LEAST_1, "max_steps": _AT_LEAST_1,
     "batch_size": _AT_LEAST_1, "grad_accum": _AT_LEAST_1, "eval_every": _AT_LEAST_1, "save_every": _AT_LEAST_1,
     "log_every": _AT_LEAST_1, "eval_batches": _AT_LEAST_1, "chunks": _AT_LEAST_1, "batch": _AT_LEAST_1, "batches": _AT_LEAST_1,
     "repeats": _AT_LEAST_1, "concurrency": _AT_LEAST_1, "max_output_tokens": _AT_LEAST_1, "episodes": _AT_LEAST_1,

@@ -28,6 +28,7 @@ import numpy as np
 from contra_bc.emulator import get_game, progress_of
 from contra_bc.episode import UNTIL, EpisodeRunner
 from contra_bc.signals import StopSignals
+from contra_bc.takeover import HumanTakeover, take_step
 from contra_bc.errors import UserError
 from contra_bc.preprocess import preprocess_frame
 
@@ -51,6 +52,9 @@ class PlayJob:
     seed: int = 0
     instruction: str | None = None
     torch_threads: int = 1  # one thread per decision: measured faster than 2 on a busy 2-core machine
+    corrector: str | None = None  # bot:NAME that takes over when the agent's course dies (see takeover.py)
+    lookahead: int = 20
+    hold: int = 20
 
 
 # ---------------------------------------------------------------- the policy side
@@ -119,7 +123,8 @@ class PolicyActor:
         self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
         return int(action)
 
-    def observe_human(self, action: int) -> None:
+    def observe_override(self, action: int) -> None:
+        """Someone else drove this step: the policy conditions on what was really done."""
         self.policy.observe_action(int(action))
 
 
@@ -141,7 +146,7 @@ class BotActor:
         self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
         return action
 
-    def observe_human(self, action: int) -> None:
+    def observe_override(self, action: int) -> None:
         pass
 
 
@@ -161,8 +166,20 @@ def make_actor(job: PlayJob):
 # ---------------------------------------------------------------- one episode
 
 
+def make_corrector(job: PlayJob, game):
+    """The CorrectorTakeover of ``--corrector bot:NAME`` (None without one)."""
+    if not job.corrector:
+        return None
+    from contra_bc.bots import make_bot
+    from contra_bc.takeover import CorrectorTakeover
+
+    if not job.corrector.startswith("bot:"):
+        raise UserError(f"--corrector takes a bot, bot:NAME (e.g. bot:expert-steady), not {job.corrector!r}.")
+    return CorrectorTakeover(make_bot(job.corrector[4:], game, job.seed), job.lookahead, job.hold)
+
+
 def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict | None, wall_s: float,
-                    human_steps: int = 0) -> dict:
+                    human_steps: int = 0, corrector=None) -> dict:
     lat = np.asarray(actor.latencies_ms, dtype=np.float64)
     variables = runner.variables
     return {
@@ -174,6 +191,8 @@ def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict 
         "deaths": int(runner.counts["death"]),
         "steps": int(runner.steps),
         "human_steps": int(human_steps),
+        "corrector_steps": int(corrector.steps) if corrector else 0,
+        "takeovers": int(corrector.takeovers) if corrector else 0,
         "wall_s": round(wall_s, 3),
         "latency_ms": [round(x, 3) for x in lat.tolist()],
         "recording": meta.get("path") if meta else None,
@@ -197,10 +216,15 @@ def play_episode(job: PlayJob) -> dict:
         torch.set_num_threads(job.torch_threads)
     game = get_game(job.game)
     actor, detail = make_actor(job)
+    corrector = make_corrector(job, game)
+    if corrector:
+        detail += f" corrector={job.corrector} lookahead={job.lookahead} hold={job.hold}"
     emu = shared_emulator(game)
     runner = EpisodeRunner(emu, frames_per_step=job.frames_per_step, until=job.until)
     screen = runner.reset(job.state or game.default_state)
     actor.reset(emu)
+    if corrector:
+        corrector.reset(emu)
     writer = None
     if job.out:
         writer = runner.open_writer(Path(job.out), source="agent" if job.checkpoint else "script",
@@ -217,8 +241,7 @@ def play_episode(job: PlayJob) -> dict:
             if stop.requested:
                 complete, end_reason = False, "interrupted"
                 break
-            action = actor.act(emu, screen)
-            row = runner.step(action, actor.name)
+            row = take_step(runner, actor, corrector, emu, screen)
             if writer:
                 writer.add(screen, row)
             screen = emu.screen()
@@ -229,18 +252,23 @@ def play_episode(job: PlayJob) -> dict:
                 end_reason = runner.outcome
                 break
     if writer:
-        meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason,
-                             summary=runner.summary())
+        summary = runner.summary()
+        if corrector:
+            summary.update(corrector_steps=corrector.steps, takeovers=corrector.takeovers)
+        meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason, summary=summary)
         meta["path"] = str(job.out)
-    result = episode_metrics(runner, max_progress, actor, meta, time.perf_counter() - started)
+    result = episode_metrics(runner, max_progress, actor, meta, time.perf_counter() - started, corrector=corrector)
     result["episode"] = job.episode
     result["end_reason"] = end_reason
     return result
 
 
 def _extra(job: PlayJob) -> dict:
-    return {"episode_until": job.until, "seed": job.seed, "checkpoint": job.checkpoint,
-            "temperature": job.temperature if job.checkpoint else None, "instruction": job.instruction}
+    extra = {"episode_until": job.until, "seed": job.seed, "checkpoint": job.checkpoint,
+             "temperature": job.temperature if job.checkpoint else None, "instruction": job.instruction}
+    if job.corrector:
+        extra["corrector"] = {"bot": job.corrector, "lookahead": job.lookahead, "hold": job.hold}
+    return extra
 
 
 # ---------------------------------------------------------------- evaluation
@@ -273,6 +301,8 @@ def summarize(results: list[dict]) -> dict:
         "score_mean": mean(scores),
         "deaths_mean": mean([r["deaths"] for r in results]),
         "steps_mean": mean([r["steps"] for r in results]),
+        "corrector_steps": sum(r.get("corrector_steps", 0) for r in results),
+        "takeovers": sum(r.get("takeovers", 0) for r in results),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
         "latency_ms_p99": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
         "steps_per_s": round(steps / wall, 1) if wall > 0 else None,
@@ -311,6 +341,9 @@ class EvalConfig:
     instruction: str | None = None
     baseline: str = "random"
     threads: int = 1
+    corrector: str | None = None
+    lookahead: int = 20
+    hold: int = 20
 
 
 def check_options(cfg: EvalConfig) -> None:
@@ -323,7 +356,13 @@ def check_options(cfg: EvalConfig) -> None:
     if cfg.out and Path(cfg.out).exists() and any(Path(cfg.out).iterdir()):
         raise UserError(f"{cfg.out} exists and is not empty; contra-bc never overwrites recordings. "
                         f"Choose a new --out folder.")
-    get_game(cfg.game)
+    game = get_game(cfg.game)
+    if cfg.corrector:
+        if not cfg.checkpoint:
+            raise UserError("--corrector watches a trained agent: give CHECKPOINT (a run directory).")
+        make_corrector(PlayJob(None, cfg.game, None, None, corrector=cfg.corrector), game)  # a bad name fails here
+        if cfg.lookahead < 1 or cfg.hold < 1:
+            raise UserError(f"--lookahead and --hold are steps, >= 1 (got {cfg.lookahead} and {cfg.hold}).")
 
 
 def resolve_pacing(cfg: EvalConfig) -> tuple[int, float]:
@@ -348,7 +387,8 @@ def evaluation_jobs(cfg: EvalConfig, frames_per_step: int, hz: float) -> list[tu
         for i in range(cfg.episodes):
             out = str(Path(cfg.out) / f"{kind}-{i:04d}") if cfg.out else None
             jobs.append((kind, PlayJob(ckpt, cfg.game, cfg.state, out, i, frames_per_step, hz, cfg.max_steps,
-                                       cfg.until, cfg.temperature, cfg.seed + i, cfg.instruction, threads)))
+                                       cfg.until, cfg.temperature, cfg.seed + i, cfg.instruction, threads,
+                                       cfg.corrector if ckpt else None, cfg.lookahead, cfg.hold)))
     return jobs
 
 
@@ -377,6 +417,8 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
               "frames_per_step": frames_per_step, "hz": hz, "max_steps": cfg.max_steps,
               "episode_until": cfg.until, "temperature": cfg.temperature, "seed": cfg.seed,
               "instruction": cfg.instruction,
+              "corrector": ({"bot": cfg.corrector, "lookahead": cfg.lookahead, "hold": cfg.hold}
+                            if cfg.corrector else None),
               "baseline_policy": "RandomMomentum (bot:random): random buttons without START/SELECT, "
                                  "each combination held 1-12 steps" if any(k == "random" for k, _ in jobs) else None,
               "interrupted": stopped is not None or any(r.get("end_reason") == "interrupted" for r in results),
@@ -447,8 +489,8 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     writer = runner.open_writer(Path(job.out), source="agent", source_detail=detail, hz=hz,
                                 extra={**_extra(job), "takeover": True})
-    human = paused = False
-    human_steps = 0
+    human = HumanTakeover()
+    paused = False
     lateness: list[float] = []
     max_progress = progress_of(game, runner.variables)
     end_reason, complete = "max_steps", True
@@ -478,16 +520,12 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
                     paused = not paused
                     next_tick = _time.perf_counter()
                 if "takeover" in inp.controls:
-                    human = not human
+                    human.toggle()
                 if paused:
                     window.show(screen, overlay="paused", detail="P resumes")
                     continue
-                action = actor.act(emu, screen)
-                if human:
-                    action = int(inp.action)
-                    actor.observe_human(action)
-                    human_steps += 1
-                row = runner.step(action, "human" if human else "agent", late)
+                human.keys = int(inp.action)
+                row = take_step(runner, actor, human, emu, screen, late)
                 lateness.append(late)
                 writer.add(screen, row)
                 screen = emu.screen()
@@ -495,17 +533,17 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
                 window.show(screen, recording=True)
                 # tests and screen readers follow the step count and who drives in the title
                 window.set_title(f"contra-bc play | step {runner.steps} | "
-                                 + ("YOU drive (Tab: hand back)" if human else "agent drives (Tab: take over)"))
+                                 + ("YOU drive (Tab: hand back)" if human.active else "agent drives (Tab: take over)"))
                 if runner.done:
                     end_reason = runner.outcome
                     break
     finally:
         meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason,
-                             summary={**runner.summary(), "human_steps": human_steps})
+                             summary={**runner.summary(), "human_steps": human.steps})
         window.close()
-    result = episode_metrics(runner, max_progress, actor, meta, _time.perf_counter() - started, human_steps)
+    result = episode_metrics(runner, max_progress, actor, meta, _time.perf_counter() - started, human.steps)
     lat = np.asarray(actor.latencies_ms or [0.0])
-    result.update(recording=job.out, agent_steps=runner.steps - human_steps, end_reason=end_reason,
+    result.update(recording=job.out, agent_steps=runner.steps - human.steps, end_reason=end_reason,
                   latency_ms_p50=round(float(np.percentile(lat, 50)), 2),
                   latency_ms_p99=round(float(np.percentile(lat, 99)), 2),
                   tick_lateness_ms_p99=round(float(np.percentile(lateness or [0.0], 99)), 2))

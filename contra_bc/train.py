@@ -37,6 +37,8 @@ class TrainConfig:
                                       # later steps see what play's sliding KV cache sees (context from > window back)
     jitter: bool = True               # cut training sequences at seeded offsets, new ones every epoch
     press_weight: float = 1.0         # loss weight of steps where a button goes down (jump starts, shots)
+    focus: int = 1                    # show training sequences holding a rare press (a jump start) this many times
+    image_input: str = "pool"         # image encoder input: pool (average k x k pixels) or unshuffle (keep them all)
     text_dropout: float = 0.5         # chance a training sequence is shown with no instruction (the null text
                                       # token), so the policy also runs without text, as play does by default
     image_norm: str = "group"         # image encoder norm: group (per frame) or batch (as checkpoints without image_norm had it)
@@ -58,6 +60,7 @@ class TrainConfig:
     workers: int = 2
     text_encoder: str = "auto"        # auto (MiniLM if installed) | minilm | hashed
     resume: bool = False
+    init: str | None = None           # start from this checkpoint's weights (fine-tuning): new optimizer and schedule
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -125,7 +128,7 @@ def _loader(tc: TrainConfig, split: str, window: int, epoch: int, shuffle: bool,
     dist = dist or Dist()
     return make_loader(tc.dataset, split=split, window=window, batch_size=tc.batch_size, shuffle=shuffle,
                        seed=tc.seed + epoch, workers=tc.workers, rank=dist.rank, world=dist.world, skip=skip,
-                       jitter=tc.jitter and split == "train")
+                       jitter=tc.jitter and split == "train", focus=tc.focus if split == "train" else 1)
 
 
 def drop_text(text, seed: int, step: int, micro: int, rank: int, p: float):
@@ -404,8 +407,31 @@ def train(tc: TrainConfig, on_step=None) -> dict:
     info = ds.info
     schema = ActionSchema.from_buttons(info["buttons"])
     preset = PRESETS[tc.preset]
+    if tc.image_input not in ("pool", "unshuffle"):
+        raise UserError(f"--image-input must be pool or unshuffle, not {tc.image_input!r}.")
     model_cfg = dataclasses.replace(preset, history=tc.window or preset.history, image_norm=tc.image_norm,
+                                    cnn_input=tc.image_input if preset.cnn_input_pool > 1 else "pool",
                                     layer_windows=None, frame_size=int(info.get("frame_size", [192])[0]))
+    init_ckpt = None
+    if tc.init and not tc.resume:  # the model's shape is the checkpoint's
+        from contra_bc.model.model import ModelConfig
+
+        init_ckpt = ckfmt.resolve_checkpoint(tc.init)
+        saved = ckfmt.read_config(init_ckpt)
+        try:
+            model_cfg = dataclasses.replace(ModelConfig.from_dict(saved["model"]),
+                                            frame_size=model_cfg.frame_size, layer_windows=None)
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"--init: {init_ckpt}/config.json has no valid model entry ({exc}); the checkpoint is "
+                            f"damaged. Use another checkpoint.") from None
+        if saved.get("preset") != tc.preset or (tc.window and tc.window != model_cfg.history):
+            raise UserError(f"--init: {init_ckpt} is a {saved.get('preset')} model with window "
+                            f"{model_cfg.history}; pass --preset {saved.get('preset')} and --window "
+                            f"{model_cfg.history} (or leave --window out).")
+        if saved.get("action_schema", {}).get("buttons") != list(info["buttons"]):
+            raise UserError(f"--init: {init_ckpt} was trained on buttons "
+                            f"{saved.get('action_schema', {}).get('buttons')}, but {tc.dataset} has "
+                            f"{info['buttons']}: the action heads would not fit.")
     window = model_cfg.history
     smallest = model_cfg.cnn_input_pool * 16  # the image encoder halves the frame 4 times after pooling it
     if model_cfg.frame_size < smallest:
@@ -422,6 +448,12 @@ def train(tc: TrainConfig, on_step=None) -> dict:
     np.random.seed(tc.seed)
     random.seed(tc.seed)
     model = PolicyModel(model_cfg, schema).to(device)
+    if init_ckpt is not None:
+        try:
+            model.load_state_dict(ckfmt.read_tensors(init_ckpt, "model"))
+        except RuntimeError as exc:
+            raise UserError(f"--init: {init_ckpt}/model.safetensors does not fit its config.json "
+                            f"({str(exc).splitlines()[0][:200]}); the checkpoint is damaged.") from None
     encoder = _text_encoder(tc.text_encoder)
     texts = list(ds.texts)
     table = encoder.encode(texts) if texts else torch.zeros(0, encoder.dim)

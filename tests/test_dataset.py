@@ -460,13 +460,19 @@ def test_jittered_windows_move_with_the_seed_and_cover_the_episode(built):
     assert WindowDataset(out, split=None, window=32, jitter_seed=0).windows == cuts[0]  # reproducible
     offsets = {tuple(s % 32 for _, s in cuts[seed]) for seed in (0, 1, 2, 3)}
     assert len(offsets) > 1                                      # another epoch, other windows
+    from contra_bc.dataset.loader import DatasetReader
+
+    reader = DatasetReader(out)
+    masks = {e: reader.read(e, 0, STEPS)["loss_mask"] for e in range(len(reader.episodes))}
+    assert any(not m.all() for m in masks.values())  # the corrected recording: some steps are not trained on
     for seed in (0, 1, 2, 3):
         by_episode = {}
         for e, s in cuts[seed]:
             by_episode.setdefault(e, []).append(s)
-        for starts in by_episode.values():
-            assert all(b - a == 32 for a, b in zip(starts, starts[1:]))  # back to back from the offset
-            assert 0 <= starts[0] < 32 and starts[-1] + 32 >= STEPS      # to the episode's end
+        for e, starts in by_episode.items():
+            first = starts[0] % 32                                            # back to back from the offset
+            every = list(range(first, STEPS, 32))
+            assert starts == [s for s in every if masks[e][s:s + 32].any()]  # all but the untrained windows
 
 
 @needs_outpost
@@ -484,3 +490,36 @@ def test_noisy_expert_mistakes_are_recorded_and_never_trained_on(tmp_path):
     mask = ds.read(0, 0, len(actors))["loss_mask"]
     assert mask.tolist() == [a == "script" for a in actors]
     assert ds.episodes[0]["loss_steps"] == actors.count("script")
+
+
+def test_focus_repeats_exactly_the_windows_holding_a_rare_press(built):
+    """--focus: windows where a rarely pressed button goes down are shown `focus` times; others once."""
+    import collections
+
+    import numpy as np
+
+    from contra_bc.dataset.loader import DatasetReader, WindowDataset
+
+    out, _ = built
+    reader = DatasetReader(out)
+    buttons = reader.info["buttons"]
+    plain = WindowDataset(out, split="train", window=16)
+    focused = WindowDataset(out, split="train", window=16, focus=3)
+    # the rule, computed here from the raw rows: press edges on trained-on steps, per button
+    edges, steps = {}, 0
+    for e in {e for e, _ in plain.windows}:
+        rows = reader.read(e, 0, reader.episodes[e]["length"])
+        bits = (rows["action"][:, None] >> np.arange(len(buttons))) & 1
+        down = np.zeros(bits.shape, bool)
+        down[1:] = (bits[1:] == 1) & (bits[:-1] == 0)
+        edges[e] = down & rows["loss_mask"][:, None]
+        steps += len(rows["action"])
+    rate = sum(v.sum(axis=0) for v in edges.values()) / steps
+    rare = (rate > 0) & (rate < 1 / 16)
+    assert focused.rare_buttons == [b for b, r in zip(buttons, rare) if r]
+    counts = collections.Counter(focused.windows)
+    assert set(counts) == set(plain.windows)
+    holding = {w for w in plain.windows if edges[w[0]][w[1]:w[1] + 16][:, rare].any()}
+    assert 0 < len(holding) < len(plain.windows)  # the data has both kinds, so the test can fail
+    assert all(counts[w] == (3 if w in holding else 1) for w in plain.windows)
+    assert WindowDataset(out, split="train", window=16, focus=1).windows == plain.windows

@@ -212,15 +212,36 @@ def test_a_frames_image_tokens_do_not_depend_on_the_other_frames_of_the_batch():
     assert torch.allclose(a, d, atol=1e-5)  # and train mode computes what play computes
 
 
-def test_old_batchnorm_configs_still_build_their_model():
+@pytest.mark.parametrize("mode", ["pool", "unshuffle"])
+def test_unshuffled_input_keeps_every_pixel_pooled_input_averages_them(mode):
+    """A 1-pixel object (Outpost's enemy bullet) moved inside a k x k block: the pooled stem cannot
+    tell, the unshuffled one can. Both see a change of the block's average."""
+    from contra_bc.model.efficientnet import ImageTokenizer
+
+    torch.manual_seed(0)
+    enc = ImageTokenizer(32, 1, 128, width=0.25, depth=0.34, token_channels=8, input_pool=4, input_mode=mode).eval()
+    frame = torch.zeros(1, 128, 128, 3, dtype=torch.uint8)
+    frame[0, 20, 20] = torch.tensor([200, 30, 30], dtype=torch.uint8)
+    moved = torch.zeros_like(frame)
+    moved[0, 23, 22] = frame[0, 20, 20]  # same 4x4 block (20..23), another pixel of it
+    brighter = frame.clone()
+    brighter[0, 20, 20] = 255
+    with torch.no_grad():
+        base, shifted, lit = enc(frame), enc(moved), enc(brighter)
+    assert not torch.allclose(base, lit, atol=1e-6)
+    assert torch.allclose(base, shifted, atol=1e-5) == (mode == "pool")
+
+
+def test_old_configs_still_build_their_model():
     from contra_bc.model.model import ModelConfig
 
-    old = {k: v for k, v in dataclasses.asdict(PRESETS["tiny"]).items() if k != "image_norm"}
+    old = {k: v for k, v in dataclasses.asdict(PRESETS["tiny"]).items() if k not in ("image_norm", "cnn_input")}
     cfg = ModelConfig.from_dict(old)
     assert cfg.image_norm == "batch"
     names = PolicyModel(cfg, ActionSchema.from_buttons(NES)).state_dict()
     assert any(k.endswith("running_mean") for k in names)
     assert ModelConfig.from_dict(dataclasses.asdict(PRESETS["tiny"])).image_norm == "group"
+    assert cfg.cnn_input == "pool"  # made before cnn_input: pixels were averaged
 
 
 def test_text_dropout_hides_whole_sequences_reproducibly():

@@ -31,7 +31,7 @@ from contra_bc.formats import annotations as ann
 from contra_bc.formats import dataset as fmt
 from contra_bc.formats.recording import find_recordings, read_recording
 
-TRAINED_ACTORS = ("human", "script")
+TRAINED_ACTORS = ("human", "script", "corrector")
 
 
 @dataclass

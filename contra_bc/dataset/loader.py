@@ -7,7 +7,8 @@
     loader = make_loader(path, split="train", window=32, batch_size=8, seed=0, workers=2)
 
 Windows never cross an episode boundary; an episode's last window is padded at
-the end (valid False, frames 0, actions 0, text -1, loss_mask False). A window
+the end (valid False, frames 0, actions 0, text -1, loss_mask False). Windows without a
+single trained-on step (an agent's stretch of correction data) are left out. A window
 reads only the parquet row groups it overlaps; each worker process keeps its own
 open files and a small cache of decoded row groups.
 """
@@ -117,6 +118,21 @@ class DatasetReader:
             self._cache.popitem(last=False)
         return group
 
+    def actions(self, episode_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """One episode's (action, loss_mask) columns, without decoding any frame."""
+        import pyarrow as pa
+
+        ep = self.episodes[episode_index]
+        pf, _ = self._file(ep["data_file"])
+        lo = ep["file_row_start"]
+        try:
+            table = pf.read(columns=["action", "loss_mask"], use_threads=False).slice(lo, ep["length"])
+            return (table.column("action").to_numpy().astype(np.int64),
+                    table.column("loss_mask").to_numpy().astype(bool))
+        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{self.path / ep['data_file']} is damaged: its actions cannot be read ({exc}). "
+                            f"Rebuild the dataset with `contra-bc build-dataset`.") from None
+
     def read(self, episode_index: int, start: int, stop: int) -> dict:
         """Rows [start, stop) of one episode as numpy arrays (frame, action, text, loss_mask)."""
         ep = self.episodes[episode_index]
@@ -140,6 +156,14 @@ class DatasetReader:
         return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
 
 
+def press_edges(actions: np.ndarray, loss_mask: np.ndarray, n_bits: int) -> np.ndarray:
+    """[steps, n_bits] bool: the trained-on steps where a button goes down (up the step before)."""
+    bits = (actions[:, None] >> np.arange(n_bits)) & 1
+    edges = np.zeros(bits.shape, bool)
+    edges[1:] = (bits[1:] == 1) & (bits[:-1] == 0)
+    return edges & loss_mask[:, None]
+
+
 def window_starts(length: int, window: int, stride: int, offset: int = 0) -> list[int]:
     """Starts of the windows covering an episode from ``offset`` on; the last one may run past its end."""
     starts, s = [], min(int(offset), max(0, length - 1))
@@ -154,7 +178,7 @@ class WindowDataset(Dataset):
     """Map-style torch Dataset of fixed-length windows from one split."""
 
     def __init__(self, path, split: str | None = "train", window: int = 32, stride: int | None = None,
-                 jitter_seed: int | None = None):
+                 jitter_seed: int | None = None, focus: int = 1):
         if window < 1 or (stride is not None and stride < 1):
             raise UserError(f"window and stride must be >= 1 (got window={window}, stride={stride}).")
         self.reader = DatasetReader(path)
@@ -167,7 +191,29 @@ class WindowDataset(Dataset):
         self.windows = []
         for e in self.reader.split_episodes(split):
             offset = int(rng.integers(0, self.stride)) if rng is not None else 0
-            self.windows += [(e["episode_index"], s) for s in window_starts(e["length"], self.window, self.stride, offset)]
+            starts = window_starts(e["length"], self.window, self.stride, offset)
+            if e["loss_steps"] < e["length"]:  # correction data: a window with no trained-on step adds nothing
+                mask = self.reader.actions(e["episode_index"])[1]
+                starts = [s for s in starts if mask[s:s + self.window].any()]
+            self.windows += [(e["episode_index"], s) for s in starts]
+        self.rare_buttons: list[str] = []
+        if focus > 1:
+            self._focus(int(focus))
+
+    def _focus(self, focus: int) -> None:
+        """Show ``focus`` times each window that holds a rare press: a button going down less than once
+        per window on average over the split (in a platformer: a jump start, not the fire rhythm).
+        Those few steps are where the screen, not the previous action, decides the action; without
+        this most batches hold none of them."""
+        buttons = self.reader.info["buttons"]
+        episodes = sorted({e for e, _ in self.windows})
+        edges = {e: press_edges(*self.reader.actions(e), len(buttons)) for e in episodes}
+        steps = sum(len(v) for v in edges.values())
+        rate = sum(v.sum(axis=0) for v in edges.values()) / max(1, steps)
+        rare = (rate > 0) & (rate < 1.0 / self.window)
+        self.rare_buttons = [b for b, r in zip(buttons, rare) if r and b]
+        extra = [(e, s) for e, s in self.windows if edges[e][s:s + self.window][:, rare].any()]
+        self.windows += extra * (focus - 1)
 
     @property
     def info(self) -> dict:
@@ -234,19 +280,23 @@ class WindowBatches(Sampler):
 
 def make_loader(path, split: str | None = "train", window: int = 32, batch_size: int = 8,
                 shuffle: bool = True, seed: int = 0, workers: int = 2, stride: int | None = None,
-                drop_last: bool = False, rank: int = 0, world: int = 1, skip: int = 0, jitter: bool = False):
+                drop_last: bool = False, rank: int = 0, world: int = 1, skip: int = 0, jitter: bool = False,
+                focus: int = 1):
     """A torch DataLoader over WindowDataset; the same seed gives the same batches.
 
     ``rank``/``world`` keep one data-parallel rank's share of the batches and ``skip`` passes
     over that many of them (see WindowBatches). ``jitter`` cuts the windows at offsets drawn
-    from ``seed`` (training: every epoch sees other windows).
+    from ``seed`` (training: every epoch sees other windows); ``focus`` > 1 repeats the windows that
+    hold a rare press that many times (see WindowDataset).
     """
     from torch.utils.data import DataLoader
 
-    dataset = WindowDataset(path, split=split, window=window, stride=stride, jitter_seed=seed if jitter else None)
+    dataset = WindowDataset(path, split=split, window=window, stride=stride, jitter_seed=seed if jitter else None,
+                            focus=focus)
     if len(dataset) == 0:
-        raise UserError(f"The {split!r} split of {path} has no episodes. Rebuild with more recordings or "
-                        f"another --val-fraction, or load split=None for all episodes.")
+        raise UserError(f"The {split!r} split of {path} has no episodes with a trained-on step (every step "
+                        f"an agent's, or no episodes at all). Rebuild with more recordings or another "
+                        f"--val-fraction, or load split=None for all episodes.")
     batches = WindowBatches(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
                             rank=rank, world=world, skip=skip)
     generator = torch.Generator()  # seeds the worker processes

@@ -36,7 +36,7 @@ from contra_bc.formats import fields as F
 FORMAT = "contra-bc/recording"
 VERSION = 1
 CHUNK_STEPS = 100
-ACTORS = ("human", "agent", "script", "perturbation")  # perturbation: a mistake injected into a bot's run
+ACTORS = ("human", "agent", "script", "perturbation", "corrector")  # perturbation: a mistake injected into a bot's run; corrector: a bot that took over from the agent
 BASE_COLUMNS = ("step", "action", "actor", "frame_hash", "ram_hash", "event", "wall_time_ns", "lateness_ms")
 VAR_PREFIX = "var_"
 

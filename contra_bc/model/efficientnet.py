@@ -4,8 +4,11 @@
 pretrained weights are available offline, so the tokenizer is trained jointly
 with the policy from scratch, which the paper also found better than freezing.
 ``width`` and ``depth`` multiply channels and block repeats, and ``input_pool``
-averages k×k pixel blocks before the stem, so the CPU presets (tiny, small) stay
-fast; width 1, depth 1, pool 1 is B0 on the full 192×192 frame, whose last stage
+makes each k×k pixel block one input position before the stem, so the CPU presets
+(tiny, small) stay fast: ``input_mode`` "unshuffle" folds the block into 3·k² channels
+(every pixel reaches the stem, at the cost of a wider first conv only; a 1-pixel enemy
+bullet stays a sharp 1-pixel signal), "pool" averages it (the bullet fades to a dim
+smear); width 1, depth 1, pool 1 is B0 on the full 192×192 frame, whose last stage
 is a 12×12 map, which a 1×1 conv squeezes to a few channels and a linear layer turns
 into ``n_tokens`` tokens of size ``d_model``.
 """
@@ -72,10 +75,13 @@ class MBConv(nn.Module):
 
 class ImageTokenizer(nn.Module):
     def __init__(self, d_model: int, n_tokens: int, frame_size: int = 192, width: float = 1.0, depth: float = 1.0,
-                 token_channels: int = 32, input_pool: int = 1, norm: str = "group"):
+                 token_channels: int = 32, input_pool: int = 1, norm: str = "group", input_mode: str = "pool"):
         super().__init__()
-        self.input_pool = input_pool
-        layers = [ConvNorm(3, _ch(STEM_CHANNELS, width), 3, 2, norm=norm)]
+        if input_mode not in ("pool", "unshuffle"):
+            raise ValueError(f"unknown image input {input_mode!r} (pool or unshuffle)")
+        self.input_pool, self.input_mode = input_pool, input_mode
+        stem_in = 3 * input_pool * input_pool if input_mode == "unshuffle" else 3
+        layers = [ConvNorm(stem_in, _ch(STEM_CHANNELS, width), 3, 2, norm=norm)]
         cin, stride_total = _ch(STEM_CHANNELS, width), 2
         for expand, k, stride, cout, repeats in B0_STAGES:
             cout = _ch(cout, width)
@@ -96,9 +102,9 @@ class ImageTokenizer(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames [M, H, W, 3] (uint8 or float in 0..255) -> tokens [M, n_tokens, d_model]."""
-        x = frames.permute(0, 3, 1, 2).float()
+        x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
         if self.input_pool > 1:
-            x = F.avg_pool2d(x, self.input_pool)
-        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+            x = F.pixel_unshuffle(x, self.input_pool) if self.input_mode == "unshuffle" else F.avg_pool2d(x, self.input_pool)
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.squeeze(self.features(x))
         return self.proj(x.flatten(1)).view(-1, self.n_tokens, self.d_model)

@@ -32,7 +32,9 @@ class ModelConfig:
     cnn_width: float = 0.25           # EfficientNet width multiplier (1.0 = B0)
     cnn_depth: float = 0.34           # EfficientNet depth multiplier on block repeats (1.0 = B0)
     cnn_token_channels: int = 8       # channels of the last feature map fed to the token projection
-    cnn_input_pool: int = 4           # average k×k pixels before the stem (1 = the paper's full 192×192)
+    cnn_input_pool: int = 4           # k: the stem sees the frame at 1/k its size (1 = the paper's full 192×192)
+    cnn_input: str = "pool"           # how k×k pixels become one: "unshuffle" folds them into channels (every pixel
+                                      # reaches the stem), "pool" averages them (checkpoints made before cnn_input)
     image_norm: str = "group"         # per-frame GroupNorm; "batch" only for checkpoints made before it
     text_dim: int = 384               # sentence-encoder embedding size
     dec_d_model: int = 64             # action decoder width
@@ -47,7 +49,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         names = {f.name for f in fields(cls)}
-        d = {"image_norm": "batch", **d}  # configs written before image_norm existed used BatchNorm
+        # configs written before these keys existed used BatchNorm and averaged pixels
+        d = {"image_norm": "batch", "cnn_input": "pool", **d}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
@@ -271,7 +274,7 @@ class PolicyModel(nn.Module):
         self.layout = step_layout(cfg.image_tokens, len(vocab))
         d = cfg.d_model
         self.image = ImageTokenizer(d, cfg.image_tokens, cfg.frame_size, cfg.cnn_width, cfg.cnn_depth,
-                                    cfg.cnn_token_channels, cfg.cnn_input_pool, cfg.image_norm)
+                                    cfg.cnn_token_channels, cfg.cnn_input_pool, cfg.image_norm, cfg.cnn_input)
         self.text_proj = nn.Linear(cfg.text_dim, d)
         self.null_text = nn.Parameter(torch.randn(d) * 0.02)
         self.reasoning = nn.Parameter(torch.randn(d) * 0.02)
