@@ -625,12 +625,15 @@ def train(
     bar = progress(disable=not main_rank)  # shown from the first step, so input errors print alone
     task = bar.add_task("train", total=tc.stop_at or tc.max_steps)
 
+    speed = {"steps_per_s": 0.0}
+
     def on_step(step, total, record):
         if not bar.live.is_started:
             bar.start()
+        speed["steps_per_s"] = record.get("steps_per_s", speed["steps_per_s"])  # logged every --log-every steps
         bar.update(task, completed=step, total=total,
                    description=f"train loss {record.get('loss', float('nan')):.3f} "
-                               f"{record.get('steps_per_s', 0):.2f} steps/s")
+                               f"{speed['steps_per_s']:.2f} steps/s")
 
     try:
         summary = run_training(tc, on_step=on_step)

@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("recordings", nargs="+", help="recordings or folders of them (held out)")
     ap.add_argument("--button", default="A")
     ap.add_argument("--bin", type=int, default=32, help="progress units per stretch (Outpost: 256 per screen)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (more than free cores slows everything)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -40,7 +41,7 @@ def main() -> None:
     from contra_bc.model.policy import load_policy
     from contra_bc.preprocess import preprocess_frame
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     policy = load_policy(args.run)
     if args.button not in policy.buttons:
         sys.exit(f"press_probe: the policy has no button {args.button!r} (it has {[b for b in policy.buttons if b]})")

@@ -288,3 +288,21 @@ def test_ctrl_c_in_a_sequential_multi_episode_record_stops_it(tmp_path):
     assert proc.returncode == 130
     assert [p.name for p in sorted(out.iterdir())] == ["episode-0000"]  # no further episode was started
     assert json.loads((out / "episode-0000" / "meta.json").read_text())["status"] == "interrupted"
+
+
+def test_without_a_terminal_progress_is_plain_lines_on_stderr(airstriker_recording):
+    """A log file or CI gets `label: done/total (pct) rate ETA` lines, never a redrawn bar."""
+    import re
+
+    proc = run_cli("replay-verify", airstriker_recording, airstriker_recording, "--json",
+                   env={"CONTRA_BC_PROGRESS_SECONDS": "0"})
+    assert proc.returncode == 0, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("replay-verify:")]
+    pattern = r"replay-verify: (\d)/2 \((\d+)%\) ([\d.]+|\?)/s ETA (\d+:\d\d|\?)$"  # no rate from one update
+    assert [re.match(pattern, l).groups()[:2] for l in lines] == [("1", "50"), ("2", "100")]
+    assert re.match(pattern, lines[-1]).group(4) != "?"
+    assert "\x1b[" not in proc.stderr and "━" not in proc.stderr  # no bar, no cursor movement
+    json.loads(proc.stdout)  # stdout still carries only the data
+    once = run_cli("replay-verify", airstriker_recording, "--json")  # default: at most every 10 s, and at the end
+    ends = [l for l in once.stderr.splitlines() if l.startswith("replay-verify:")]
+    assert len(ends) == 1 and ends[0].startswith("replay-verify: 1/1 (100%) ")
