@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -245,10 +246,26 @@ def _table(rows: list[dict], title: str):
 
 
 # ---------------------------------------------------------------- replay-verify
+def _stdin_paths(paths: List[Path]) -> List[Path]:
+    """``-`` among the paths: read more paths from stdin, one per line (blank lines and # comments skipped),
+    so `find runs -name meta.json -printf '%h\\n' | contra-bc replay-verify -` works."""
+    if not any(str(p) == "-" for p in paths):
+        return paths
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UserError("`-` reads recording paths from stdin, one per line, but stdin is a terminal. Pipe them "
+                        "in, e.g. `find sessions -name meta.json -printf '%h\\n' | contra-bc replay-verify -`.")
+    listed = [line.strip() for line in sys.stdin.read().splitlines()]
+    listed = [Path(line) for line in listed if line and not line.startswith("#")]
+    expanded = [q for p in paths for q in (listed if str(p) == "-" else [p])]
+    if not expanded:
+        raise UserError("`-` read no paths from stdin (blank lines and # comments are skipped).")
+    return expanded
+
+
 @app.command("replay-verify")
 @handle_errors
 def replay_verify(
-    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings."),
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings (- reads paths from stdin, one per line)."),
     check_video: bool = typer.Option(False, "--check-video", help="Also decode the video and check every frame."),
     report_dir: Path = typer.Option(Path("replay-report"), "--report-dir", help="Where divergence PNGs go."),
     workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
@@ -264,6 +281,7 @@ def replay_verify(
 
     Exit codes: 0 all verified, 1 any divergence, 2 unreadable input.
     """
+    paths = _stdin_paths(paths)
     from contra_bc.formats.recording import find_recordings
     from contra_bc.parallel import default_workers, run_many
     from contra_bc.replay import VerifyJob, verify
@@ -303,7 +321,7 @@ def replay_verify(
 @app.command("downsample-check")
 @handle_errors
 def downsample_check(
-    paths: List[Path] = typer.Argument(..., help="Per-frame recordings (frames_per_step 1), or folders of them."),
+    paths: List[Path] = typer.Argument(..., help="Per-frame recordings (frames_per_step 1), or folders of them (- reads paths from stdin)."),
     mode: str = typer.Option("max", "--mode", help="Pooling: max (recap's), first, last, majority."),
     from_hz: Optional[float] = typer.Option(None, "--from-hz", help="Step rate of the recordings (default: each recording's own hz, e.g. 60)."),
     to_hz: float = typer.Option(20.0, "--to-hz", help="Rate of the pooling recorder (20 Hz = 50 ms windows)."),
@@ -324,6 +342,7 @@ def downsample_check(
 
     Exit codes: 0 the check ran (whatever it found), 2 bad or unpoolable input.
     """
+    paths = _stdin_paths(paths)
     from contra_bc import downsample
     from contra_bc.formats.recording import find_recordings
     from contra_bc.parallel import default_workers, run_many
@@ -365,7 +384,7 @@ def _games_of(recs) -> set:
 @app.command()
 @handle_errors
 def annotate(
-    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings."),
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings (- reads paths from stdin, one per line)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Gemini model "
                                         "(default: $CONTRA_BC_GEMINI_MODEL, else gemini-3-flash-preview)."),
     prompt: Optional[Path] = typer.Option(None, "--prompt", help="Prompt file to use instead of the packaged "
@@ -419,6 +438,7 @@ def annotate(
     Exit codes: 0 all annotated or up to date, 1 some recordings failed (listed), 2 bad input
     (no API key, bad table, not a recording), 130 interrupted (finished files are kept).
     """
+    paths = _stdin_paths(paths)
     from contra_bc import annotate as annotate_lib
     from contra_bc.annotate.gemini import default_model
     from contra_bc.ui import err, print_json, progress
@@ -470,7 +490,7 @@ def annotate(
 @app.command("build-dataset")
 @handle_errors
 def build_dataset(
-    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings."),
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings (- reads paths from stdin, one per line)."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create (or extend with --append)."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Folder with NAME.annotations.json "
                                                "files (default: annotations.json inside each recording)."),
@@ -503,6 +523,7 @@ def build_dataset(
     Exit codes: 0 built, 1 built but --verify dropped diverging recordings,
     2 bad input (corrupt recording, mismatched annotations, nothing usable), 130 interrupted.
     """
+    paths = _stdin_paths(paths)
     from contra_bc.dataset.build import BuildOptions, build_dataset as build
     from contra_bc.dataset.quality import QualityFilter
     from contra_bc.ui import err, print_json

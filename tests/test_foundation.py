@@ -306,3 +306,20 @@ def test_without_a_terminal_progress_is_plain_lines_on_stderr(airstriker_recordi
     once = run_cli("replay-verify", airstriker_recording, "--json")  # default: at most every 10 s, and at the end
     ends = [l for l in once.stderr.splitlines() if l.startswith("replay-verify:")]
     assert len(ends) == 1 and ends[0].startswith("replay-verify: 1/1 (100%) ")
+
+
+def test_dash_reads_recording_paths_from_stdin(airstriker_recording, tmp_path):
+    """`find ... | contra-bc replay-verify -`: paths one per line, blank lines and comments skipped."""
+    listing = f"# recordings\n\n{airstriker_recording}\n{airstriker_recording}\n"
+    proc = run_cli("replay-verify", "-", "--json", input=listing)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["status"] for r in json.loads(proc.stdout)] == ["verified", "verified"]
+    shell = subprocess.run(["bash", "-c", f"set -o pipefail; printf '%s\\n' {airstriker_recording} | "
+                            f"{sys.executable} -m contra_bc replay-verify - --json | {sys.executable} -c "
+                            "'import json,sys; print(json.load(sys.stdin)[0][\"status\"])'"],
+                           capture_output=True, text=True, timeout=300, env=cli_env())
+    assert shell.returncode == 0 and shell.stdout.strip() == "verified", shell.stderr
+    empty = run_cli("replay-verify", "-", input="# nothing here\n\n")
+    assert empty.returncode == 2 and "no paths" in empty.stderr and "Traceback" not in empty.stderr
+    missing = run_cli("build-dataset", "-", "--out", tmp_path / "d", input=f"{tmp_path / 'nope'}\n")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
