@@ -90,13 +90,13 @@ class CorrectorTakeover:
             emu.set_state(state)
 
     def decide(self, emu, agent_action: int, frames_per_step: int) -> int | None:
-        if self.active and self.driven >= self.hold and not self.course_dies(emu, agent_action, frames_per_step):
-            self.active = False  # the danger is past: hand back
-        if not self.active:
+        if not self.active or self.driven >= self.hold:  # one look-ahead per step, only when it can matter
             if not self.course_dies(emu, agent_action, frames_per_step):
+                self.active = False  # the agent drives (or gets control back: the danger is past)
                 return None
-            self.active, self.driven = True, 0
-            self.takeovers += 1
+            if not self.active:
+                self.active, self.driven = True, 0
+                self.takeovers += 1
         self.driven += 1
         self.steps += 1
         return int(self.bot.act(emu))

@@ -362,6 +362,14 @@ def _text_encoder(name: str):
     raise UserError(f"--text-encoder must be auto, minilm or hashed, not {name!r}.")
 
 
+def _check_checkpoint_buttons(flag: str, ckpt, saved: dict, dataset, info: dict, advice: str) -> None:
+    """UserError unless the checkpoint was trained on the dataset's buttons (its action heads fit)."""
+    theirs = saved.get("action_schema", {}).get("buttons")
+    if theirs != list(info["buttons"]):
+        raise UserError(f"{flag}: {ckpt} was trained on buttons {theirs}, but {dataset} has {info['buttons']}. "
+                        f"{advice}")
+
+
 def train(tc: TrainConfig, on_step=None) -> dict:
     """Run (or resume) training. ``on_step(step, total, record)`` is called on rank 0 after each step."""
     import numpy as np
@@ -428,10 +436,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
             raise UserError(f"--init: {init_ckpt} is a {saved.get('preset')} model with window "
                             f"{model_cfg.history}; pass --preset {saved.get('preset')} and --window "
                             f"{model_cfg.history} (or leave --window out).")
-        if saved.get("action_schema", {}).get("buttons") != list(info["buttons"]):
-            raise UserError(f"--init: {init_ckpt} was trained on buttons "
-                            f"{saved.get('action_schema', {}).get('buttons')}, but {tc.dataset} has "
-                            f"{info['buttons']}: the action heads would not fit.")
+        _check_checkpoint_buttons("--init", init_ckpt, saved, tc.dataset, info, "Its action heads would not fit.")
     window = model_cfg.history
     smallest = model_cfg.cnn_input_pool * 16  # the image encoder halves the frame 4 times after pooling it
     if model_cfg.frame_size < smallest:
@@ -475,10 +480,8 @@ def train(tc: TrainConfig, on_step=None) -> dict:
             raise UserError(f"--resume: {ckpt} was trained with preset {saved['model'].get('preset')} and window "
                             f"{saved['model'].get('history')}; pass the same --preset and --window (or --config "
                             f"{run}/config.json).")
-        if saved.get("action_schema", {}).get("buttons") != list(info["buttons"]):
-            raise UserError(f"--resume: {ckpt} was trained on buttons {saved.get('action_schema', {}).get('buttons')}, "
-                            f"but {tc.dataset} has {info['buttons']}. Resume with the run's own dataset "
-                            f"({saved.get('dataset', {}).get('path')}).")
+        _check_checkpoint_buttons("--resume", ckpt, saved, tc.dataset, info,
+                                  f"Resume with the run's own dataset ({saved.get('dataset', {}).get('path')}).")
         model.load_state_dict(ckfmt.read_tensors(ckpt, "model"))
         scalars = ckfmt.read_json(ckpt, "training_state")
         restore_training_state(opt, ckfmt.read_tensors(ckpt, "training_state"), scalars)

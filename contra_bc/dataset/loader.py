@@ -51,6 +51,7 @@ class DatasetReader:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_files"], state["_cache"] = {}, OrderedDict()  # open files stay with their process
+        state.pop("_actions_of", None)
         return state
 
     def __len__(self) -> int:
@@ -123,15 +124,18 @@ class DatasetReader:
         import pyarrow as pa
 
         ep = self.episodes[episode_index]
-        pf, _ = self._file(ep["data_file"])
-        lo = ep["file_row_start"]
-        try:
-            table = pf.read(columns=["action", "loss_mask"], use_threads=False).slice(lo, ep["length"])
-            return (table.column("action").to_numpy().astype(np.int64),
-                    table.column("loss_mask").to_numpy().astype(bool))
-        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
-            raise UserError(f"{self.path / ep['data_file']} is damaged: its actions cannot be read ({exc}). "
-                            f"Rebuild the dataset with `contra-bc build-dataset`.") from None
+        rel, lo, n = ep["data_file"], ep["file_row_start"], ep["length"]
+        if getattr(self, "_actions_of", (None,))[0] != rel:  # a shard holds many episodes: read it once
+            pf, _ = self._file(rel)
+            try:
+                table = pf.read(columns=["action", "loss_mask"], use_threads=False)
+                self._actions_of = (rel, table.column("action").to_numpy().astype(np.int64),
+                                    table.column("loss_mask").to_numpy(zero_copy_only=False).astype(bool))
+            except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+                raise UserError(f"{self.path / rel} is damaged: its actions cannot be read ({exc}). "
+                                f"Rebuild the dataset with `contra-bc build-dataset`.") from None
+        _, actions, mask = self._actions_of
+        return actions[lo:lo + n], mask[lo:lo + n]
 
     def read(self, episode_index: int, start: int, stop: int) -> dict:
         """Rows [start, stop) of one episode as numpy arrays (frame, action, text, loss_mask)."""
