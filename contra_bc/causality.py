@@ -448,7 +448,7 @@ def trace_over(run: Path, dataset: Path, cfg: ScoreConfig, png: Path, on_checkpo
          "title": f"causality score (p={cfg.p}, C={cfg.chunks}, {cfg.repeats} repeat(s))",
          "xlabel": "training step", "ylabel": "score"},
         {"series": {"validation loss": loss_curve}, "title": "validation loss (RUN/metrics.jsonl)",
-         "xlabel": "training step", "ylabel": "loss"},
+         "xlabel": "training step", "ylabel": "loss (log scale)", "log_y": True},
     ], png, title=f"{Path(run).name}: causality over training")
     return {"run": str(run), "dataset": str(dataset), "png": str(png), "points": points,
             "config": {k: v for k, v in cfg.__dict__.items()}}

@@ -1,136 +1,101 @@
-"""Line charts as PNG, drawn with PIL (no plotting library needed)."""
+"""Charts as PNG, drawn with matplotlib (Agg, no display needed), written atomically.
+
+Two shapes cover every chart the toolkit draws: ``line_charts`` (panels of x/y series stacked
+vertically: loss, causality over checkpoints, the toy curves, correction rounds) and
+``histogram_chart`` (where episodes died). Figures are 1280 px wide with 12 pt text, so they
+stay readable when a report or README shows them at half size.
+"""
 
 from __future__ import annotations
 
-import math
+import io
 from pathlib import Path
 
-PALETTE = [(230, 90, 70), (80, 160, 230), (120, 200, 90), (240, 190, 60), (190, 110, 220), (90, 210, 200)]
+DPI = 100
+WIDTH_IN = 12.8
+FONT = 12
 
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step) + 1)]
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": FONT, "axes.titlesize": FONT + 1, "axes.labelsize": FONT,
+                         "legend.fontsize": FONT - 1, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
 
 
-def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"
-    if float(v).is_integer() and abs(v) < 1e6:  # steps: 1000, not 1e+03
-        return f"{int(v)}"
-    if abs(v) >= 1e6 or abs(v) < 0.01:
-        return f"{v:.2g}"
-    return f"{v:.3g}"
+def _save(fig, path: Path) -> Path:
+    from contra_bc.formats.atomic import write_bytes
+
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    plt.close(fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, buf.getvalue())
+    return path
 
 
-def draw_panel(draw, box, series: dict[str, list[tuple[float, float]]], title: str, xlabel: str, ylabel: str):
-    """One chart inside ``box`` (x0, y0, x1, y1): axes, ticks, a line and dots per series, a legend."""
-    x0, y0, x1, y1 = box
-    left, right, top, bottom = x0 + 60, x1 - 12, y0 + 40, y1 - 36
-    draw.text((x0 + 8, y0 + 4), title, fill=(255, 255, 255))
-    points = [p for pts in series.values() for p in pts if math.isfinite(p[1])]
-    if not points:
-        draw.text((left, (top + bottom) // 2), "no data", fill=(200, 200, 200))
-        return
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    xlo, xhi = min(xs), max(xs)
-    ylo, yhi = min(ys), max(ys)
-    if xhi == xlo:
-        xlo, xhi = xlo - 1, xhi + 1
-    if yhi == ylo:
-        ylo, yhi = ylo - 1, yhi + 1
-    pad = (yhi - ylo) * 0.05
-    ylo, yhi = ylo - pad, yhi + pad
-
-    def sx(x):
-        return left + (x - xlo) / (xhi - xlo) * (right - left)
-
-    def sy(y):
-        return bottom - (y - ylo) / (yhi - ylo) * (bottom - top)
-
-    draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
-    for t in _ticks(ylo, yhi):
-        draw.line((left - 4, sy(t), right, sy(t)), fill=(55, 55, 55))
-        draw.text((x0 + 4, sy(t) - 6), _fmt(t), fill=(190, 190, 190))
-    for t in _ticks(xlo, xhi):
-        draw.line((sx(t), bottom, sx(t), bottom + 4), fill=(150, 150, 150))
-        draw.text((sx(t) - 10, bottom + 6), _fmt(t), fill=(190, 190, 190))
-    draw.text(((left + right) // 2 - 20, bottom + 20), xlabel, fill=(220, 220, 220))
-    draw.text((x0 + 4, top - 14), ylabel, fill=(220, 220, 220))
-    for i, (name, pts) in enumerate(series.items()):
-        colour = PALETTE[i % len(PALETTE)]
-        pts = [p for p in pts if math.isfinite(p[1])]
-        xy = [(sx(x), sy(y)) for x, y in pts]
-        if len(xy) > 1:
-            draw.line(xy, fill=colour, width=2)
-        for x, y in xy:
-            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
-        draw.text((left + 8, top + 6 + 14 * i), name, fill=colour)
-
-
-def line_charts(panels: list[dict], path: Path, title: str = "", panel_size=(640, 360)) -> Path:
-    """Panels stacked vertically; each dict has series, title, xlabel, ylabel. Written atomically."""
-    from PIL import Image, ImageDraw
-
-    w, h = panel_size
-    head = 22 if title else 0
-    canvas = Image.new("RGB", (w, head + h * len(panels)), (24, 24, 24))
-    draw = ImageDraw.Draw(canvas)
+def line_charts(panels: list[dict], path: Path, title: str = "", panel_height: float = 4.2) -> Path:
+    """Panels stacked vertically. Each panel: ``series`` {name: [(x, y), ...]}, and optionally
+    ``title``, ``xlabel``, ``ylabel``, ``log_y`` (a log axis when every y is > 0), ``integer_x``
+    (whole-number ticks: rounds), ``markers`` (names drawn as points only: e.g. validation losses,
+    sparse beside the training curve)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH_IN, panel_height * len(panels) + (0.5 if title else 0)),
+                             squeeze=False, constrained_layout=True)
+    for ax, panel in zip(axes[:, 0], panels):
+        markers = set(panel.get("markers", ()))
+        ys = []
+        for name, points in panel["series"].items():
+            if not points:
+                continue
+            xs, vs = zip(*points)
+            ys += list(vs)
+            if name in markers:
+                ax.plot(xs, vs, "o", markersize=6, label=name)
+            else:
+                ax.plot(xs, vs, "-" if len(xs) > 12 else "-o", linewidth=1.8, markersize=4, label=name)
+        if panel.get("log_y") and ys and min(ys) > 0:
+            ax.set_yscale("log")
+        if panel.get("integer_x"):
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        if panel.get("title"):
+            ax.set_title(panel["title"])
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        if len(panel["series"]) > 1 or panel.get("legend"):
+            ax.legend(loc="best")
     if title:
-        draw.text((8, 4), title, fill=(255, 230, 120))
-    for i, panel in enumerate(panels):
-        draw_panel(draw, (0, head + i * h, w, head + (i + 1) * h), panel["series"], panel.get("title", ""),
-                   panel.get("xlabel", ""), panel.get("ylabel", ""))
-    from contra_bc.images import save_png
-
-    return save_png(canvas, path)
+        fig.suptitle(title, fontsize=FONT + 2)
+    return _save(fig, path)
 
 
 def histogram_chart(groups: dict[str, list[float]], path: Path, title: str, xlabel: str, bins: int = 20,
-                    lo: float | None = None, hi: float | None = None, size=(640, 320)) -> Path:
-    """Side-by-side bars of how many values of each group fall in each of ``bins`` equal bins."""
-    from PIL import Image, ImageDraw
+                    lo: float | None = None, hi: float | None = None) -> Path:
+    """Side-by-side bars: how many values of each group fall in each of ``bins`` equal bins."""
+    import numpy as np
 
+    plt = _pyplot()
     values = [v for vs in groups.values() for v in vs]
     lo = min(values, default=0.0) if lo is None else lo
     hi = max(values, default=1.0) if hi is None else hi
     if hi <= lo:
         hi = lo + 1
-    width = (hi - lo) / bins
-    counts = {name: [0] * bins for name in groups}
-    for name, vs in groups.items():
-        for v in vs:
-            counts[name][min(bins - 1, max(0, int((v - lo) / width)))] += 1
-    w, h = size
-    canvas = Image.new("RGB", (w, h), (24, 24, 24))
-    draw = ImageDraw.Draw(canvas)
-    left, right, top, bottom = 60, w - 12, 40, h - 36
-    draw.text((8, 4), title, fill=(255, 230, 120))
-    top_count = max([c for cs in counts.values() for c in cs] + [1])
-    draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
-    for t in _ticks(0, top_count):
-        y = bottom - t / top_count * (bottom - top)
-        draw.line((left - 4, y, right, y), fill=(55, 55, 55))
-        draw.text((8, y - 6), _fmt(t), fill=(190, 190, 190))
-    for t in _ticks(lo, hi):
-        x = left + (t - lo) / (hi - lo) * (right - left)
-        draw.line((x, bottom, x, bottom + 4), fill=(150, 150, 150))
-        draw.text((x - 10, bottom + 6), _fmt(t), fill=(190, 190, 190))
-    draw.text(((left + right) // 2 - 40, bottom + 20), xlabel, fill=(220, 220, 220))
-    slot = (right - left) / bins
-    bar = max(1.0, (slot - 2) / max(1, len(groups)))
-    for i, (name, cs) in enumerate(counts.items()):
-        colour = PALETTE[i % len(PALETTE)]
-        for b, c in enumerate(cs):
-            if c:
-                x0 = left + b * slot + 1 + i * bar
-                draw.rectangle((x0, bottom - c / top_count * (bottom - top), x0 + bar - 1, bottom), fill=colour)
-        draw.text((left + 8, top + 6 + 14 * i), f"{name} ({sum(cs)})", fill=colour)
-    from contra_bc.images import save_png
-
-    return save_png(canvas, path)
+    edges = np.linspace(lo, hi, bins + 1)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 5.0), constrained_layout=True)
+    names = [n for n in groups]
+    width = (edges[1] - edges[0]) / max(1, len(names))
+    for i, name in enumerate(names):
+        counts, _ = np.histogram(np.clip(groups[name], lo, hi), bins=edges)
+        ax.bar(edges[:-1] + i * width, counts, width=width, align="edge", label=f"{name} ({len(groups[name])})")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="best")
+    return _save(fig, path)

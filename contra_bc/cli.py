@@ -68,8 +68,18 @@ def _version(value: bool):
 
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print the version and exit.")):
-    pass
+                                      help="Print the version and exit."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress lines "
+                                    "(errors, tables and results still print).")):
+    """Behaviour cloning toolkit for NES Contra.
+
+    stdout carries data, stderr what people read: when stdout is a pipe or a file, tables go to
+    stderr and stdout gets the paths written or checked, one per line (or JSON Lines with --json).
+    `-` reads paths from stdin. `contra-bc -q ...` silences progress.
+    """
+    from contra_bc import ui
+
+    ui.QUIET = quiet
 
 
 # ---------------------------------------------------------------- games
@@ -94,6 +104,11 @@ def games(json_out: bool = typer.Option(False, "--json", help="Print JSON instea
                      "import": None if rom else (g.import_hint or "python -m stable_retro.import DIR")})
     if json_out:
         print_json(rows)
+        return
+    from contra_bc.ui import print_paths, stdout_is_data
+
+    if stdout_is_data():
+        print_paths(r["game"] for r in rows)
         return
     from rich.table import Table
 
@@ -136,7 +151,7 @@ def record(
                                     "episode and after a pause."),
     resume: bool = typer.Option(False, "--resume", help="Window: continue the session in OUT; new episodes are "
                                 "numbered after the ones there, which are never touched."),
-    json_out: bool = typer.Option(False, "--json", help="Print the recordings' meta as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per recording as it is written, then the list of all metas."),
 ):
     """Record episodes: scripted input headless, or a human in a 20 Hz window.
 
@@ -179,7 +194,7 @@ def record(
     episodes = episodes or 1
     max_steps = max_steps or 6000
     from contra_bc.emulator import get_game
-    from contra_bc.ui import err, print_json
+    from contra_bc.ui import emit, err, print_json, print_paths
 
     scripted.make_source(input, get_game(game) if game else None, seed)  # validate before any worker starts
     if episodes == 1:
@@ -189,13 +204,15 @@ def record(
             raise UserError(f"{out} exists and is not empty; choose a new session folder.")
         jobs = [scripted.RecordJob(game, state, input, str(out / f"episode-{i:04d}"), hz, frames_per_step,
                                    max_steps, seed + i, until, realtime) for i in range(episodes)]
-    metas = _run_jobs(scripted.record_job, jobs, workers, game, "recording")
+    metas = _run_jobs(scripted.record_job, jobs, workers, game, "recording",
+                      each=(lambda i, m: emit({"event": "recording", "path": jobs[i].out, **m})) if json_out else None)
     if json_out:
         print_json(metas)
     else:
         _table([{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
              "deaths": m.get("deaths", 0), "complete": m["complete"]} for j, m in zip(jobs, metas)],
                "recordings")
+        print_paths(j.out for j in jobs)
     err.print(f"wrote {len(metas)} recording(s) under {out}")
     if any(m.get("end_reason") == "interrupted" for m in metas):
         err.print("[yellow]interrupted:[/] the flushed prefix is kept and marked incomplete")
@@ -205,7 +222,7 @@ def record(
 def _record_window(game, state, out, hz, frames_per_step, max_steps, episodes, until, scale, keymap,
                    countdown, resume, json_out):
     from contra_bc.record.session import SessionConfig, record_session
-    from contra_bc.ui import err, print_json
+    from contra_bc.ui import err, print_json, print_paths
 
     result = record_session(SessionConfig(game=game, out=out, state=state, hz=hz, frames_per_step=frames_per_step,
                                           until=until, max_steps=max_steps, episodes=episodes, resume=resume,
@@ -216,18 +233,29 @@ def _record_window(game, state, out, hz, frames_per_step, max_steps, episodes, u
     _table([{"episode": Path(m["path"]).name, "steps": m["steps"], "outcome": m["outcome"],
              "end": m["end_reason"], "p99 lateness ms": m["timing"]["lateness_p99_ms"],
              "missed ticks": m["timing"]["missed_ticks"]} for m in result["kept"]], "episodes kept")
+    print_paths(m["path"] for m in result["kept"])
     err.print(f"session {out}: {len(result['kept'])} episode(s) kept, {result['discarded']} discarded in this run")
 
 
-def _run_jobs(fn, jobs, workers, game, label):
+def _run_jobs(fn, jobs, workers, game, label, each=None):
+    """Run jobs in worker processes with a progress display; `each(i, result)` as each one finishes."""
     from contra_bc.parallel import default_workers, run_many
     from contra_bc.ui import progress
 
     workers = workers or default_workers()
+
+    def done(i, r):
+        bar.advance(task)
+        if each is not None:
+            each(i, r)
+
     with progress() as bar:
         task = bar.add_task(label, total=len(jobs))
-        return run_many(fn, jobs, workers=min(workers, len(jobs)), games=[game],
-                        on_result=lambda i, r: bar.advance(task))
+        return run_many(fn, jobs, workers=min(workers, len(jobs)), games=games_of(game), on_result=done)
+
+
+def games_of(game):
+    return game if isinstance(game, (set, list)) else [game]
 
 
 def _table(rows: list[dict], title: str):
@@ -262,6 +290,18 @@ def _stdin_paths(paths: List[Path]) -> List[Path]:
     return expanded
 
 
+def _stdin_path(path, what: str):
+    """``-`` as a single DATASET / RUN / RECORDING argument: the one path on stdin, so
+    `contra-bc build-dataset ... | contra-bc train - --out runs/a` works."""
+    if path is None or str(path) != "-":
+        return path
+    listed = _stdin_paths([Path("-")])
+    if len(listed) != 1:
+        raise UserError(f"`-` as the {what} reads one path from stdin, but {len(listed)} were given: "
+                        f"{', '.join(map(str, listed[:3]))}{' ...' if len(listed) > 3 else ''}.")
+    return listed[0]
+
+
 @app.command("replay-verify")
 @handle_errors
 def replay_verify(
@@ -269,7 +309,10 @@ def replay_verify(
     check_video: bool = typer.Option(False, "--check-video", help="Also decode the video and check every frame."),
     report_dir: Path = typer.Option(Path("replay-report"), "--report-dir", help="Where divergence PNGs go."),
     workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
-    json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per recording as it finishes, "
+                                  "then the list of all results."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here (one testcase "
+                                         "per recording; a divergence is a failure naming its step and PNG)."),
 ):
     """Replay recordings from their start state and prove they reproduce bit for bit.
 
@@ -277,23 +320,25 @@ def replay_verify(
     divergence is the first step whose frame or RAM differs (so an action changed at
     step k shows at a step >= k); a PNG (recorded | replayed | difference) is written.
 
-    Example: `contra-bc replay-verify runs/expert --check-video`
+    Examples: `contra-bc replay-verify runs/expert --check-video`;
+    `find sessions -name meta.json -printf '%h\\n' | contra-bc replay-verify - --junit verify.xml`
+    (piped, stdout lists the verified recordings, one per line).
 
     Exit codes: 0 all verified, 1 any divergence, 2 unreadable input.
     """
     paths = _stdin_paths(paths)
+    from contra_bc.formats import junit as junit_xml
     from contra_bc.formats.recording import find_recordings
-    from contra_bc.parallel import default_workers, run_many
     from contra_bc.replay import VerifyJob, verify
-    from contra_bc.ui import err, print_json, progress
+    from contra_bc.ui import emit, err, print_json, print_paths
 
     recs = find_recordings(paths)
-    games = _games_of(recs)
     jobs = [VerifyJob(str(r), check_video, str(report_dir)) for r in recs]
-    with progress() as bar:
-        task = bar.add_task("replay-verify", total=len(jobs))
-        results = run_many(verify, jobs, workers=min(workers or default_workers(), len(jobs)), games=games,
-                           on_result=lambda i, r: bar.advance(task))
+    results = _run_jobs(verify, jobs, workers, _games_of(recs), "replay-verify",
+                        each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
+    if junit is not None:
+        junit_xml.write(junit, "replay-verify", junit_xml.verify_cases(results))
+    junit_xml.github_annotations(junit_xml.verify_cases(results))
     if json_out:
         print_json(results)
     else:
@@ -310,6 +355,7 @@ def replay_verify(
                 err.print(f"[red]error[/] {r['path']}: {r['message']}", soft_wrap=True)
             elif r.get("first_divergence", {}).get("png"):
                 err.print(f"divergence picture: {r['first_divergence']['png']}")
+        print_paths(r["path"] for r in results if r["status"] == "verified")
     statuses = {r["status"] for r in results}
     if "error" in statuses:
         raise typer.Exit(2)
@@ -328,7 +374,10 @@ def downsample_check(
     window: Optional[int] = typer.Option(None, "--window", help="Window in steps, overriding from/to Hz (1 = control: nothing changes)."),
     report_dir: Path = typer.Option(Path("downsample-report"), "--report-dir", help="Where the divergence PNGs go."),
     workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
-    json_out: bool = typer.Option(False, "--json", help="Print results and the summary as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per recording as it finishes, "
+                                  "then the summary and all results."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here (one testcase "
+                                         "per recording; an unpoolable recording is an error)."),
 ):
     """Max-pool per-frame inputs into 20 Hz windows and show the runs diverge and lose.
 
@@ -344,19 +393,19 @@ def downsample_check(
     """
     paths = _stdin_paths(paths)
     from contra_bc import downsample
+    from contra_bc.formats import junit as junit_xml
     from contra_bc.formats.recording import find_recordings
-    from contra_bc.parallel import default_workers, run_many
-    from contra_bc.ui import err, out, print_json, progress
+    from contra_bc.ui import emit, err, out, print_json, print_paths
 
     if mode not in downsample.MODES:
         raise UserError(f"--mode must be one of {', '.join(downsample.MODES)}, not {mode!r}.")
     recs = find_recordings(paths)
     jobs = [downsample.DownsampleJob(str(r), mode, from_hz, to_hz, window, str(report_dir)) for r in recs]
-    with progress() as bar:
-        task = bar.add_task(f"downsample-check ({mode})", total=len(jobs))
-        results = run_many(downsample.check, jobs, workers=min(workers or default_workers(), len(jobs)),
-                           games=_games_of(recs), on_result=lambda i, r: bar.advance(task))
+    results = _run_jobs(downsample.check, jobs, workers, _games_of(recs), f"downsample-check ({mode})",
+                        each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
     summary = downsample.summarize(results)
+    if junit is not None:
+        junit_xml.write(junit, f"downsample-check ({mode})", junit_xml.downsample_cases(results))
     if json_out:
         print_json({"summary": summary, "recordings": results})
     else:
@@ -368,6 +417,7 @@ def downsample_check(
                 for r in results if r["status"] == "ok"], f"downsample-check: {mode} pooling")
         if summary["diverged"]:
             err.print(f"divergence pictures in {report_dir}/")
+        print_paths(r["path"] for r in results if r["status"] == "ok")
     errors = [r for r in results if r["status"] == "error"]
     for r in errors:
         err.print(f"[red]error[/] {r['path']}: {r['message']}", soft_wrap=True)
@@ -415,7 +465,8 @@ def annotate(
                                "slower: hours), poll until done."),
     batch_timeout: float = typer.Option(86400.0, "--batch-timeout", help="Seconds to wait for a batch job; "
                                         "it is cancelled after that (or on Ctrl-C)."),
-    json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per recording as it is "
+                                  "done, then the list of all results."),
 ):
     """Gemini writes timestamped task instructions for recordings.
 
@@ -441,7 +492,7 @@ def annotate(
     paths = _stdin_paths(paths)
     from contra_bc import annotate as annotate_lib
     from contra_bc.annotate.gemini import default_model
-    from contra_bc.ui import err, print_json, progress
+    from contra_bc.ui import emit, err, print_json, print_paths, progress
 
     if from_table is not None:
         result = annotate_lib.import_table(paths, from_table, out_dir=out_dir, force=force)
@@ -457,7 +508,12 @@ def annotate(
             batch=batch, batch_timeout_s=batch_timeout)
         with progress() as bar:
             task = bar.add_task("annotate", total=None)
-            results = annotate_lib.annotate(paths, settings, on_result=lambda r: bar.advance(task))
+            def done(r):
+                bar.advance(task)
+                if json_out:
+                    emit({"event": "recording", **r})
+
+            results = annotate_lib.annotate(paths, settings, on_result=done)
             bar.update(task, total=len(results), completed=len(results))
     if json_out:
         print_json(results)
@@ -483,6 +539,7 @@ def annotate(
                           soft_wrap=True, highlight=False)
             elif r["status"] == "annotated":
                 err.print(f"wrote {r['out']}", highlight=False)
+        print_paths(r["out"] for r in results if r["status"] in ("annotated", "up to date") and r.get("out"))
     if any(r["status"] == "error" for r in results):
         raise typer.Exit(1)
 
@@ -526,7 +583,7 @@ def build_dataset(
     paths = _stdin_paths(paths)
     from contra_bc.dataset.build import BuildOptions, build_dataset as build
     from contra_bc.dataset.quality import QualityFilter
-    from contra_bc.ui import err, print_json
+    from contra_bc.ui import err, print_json, print_paths
 
     opts = BuildOptions(annotations_dir=str(annotations) if annotations else None,
                         require_annotations=require_annotations, val_fraction=val_fraction, seed=seed,
@@ -549,6 +606,7 @@ def build_dataset(
                       f"{', '.join(not_annotated[:10])}{' ...' if len(not_annotated) > 10 else ''}", soft_wrap=True)
         err.print(f"{out}: {report['episodes_total']} episodes, {report['frames_total']} frames "
                   f"({report['episodes_added']} episodes / {report['frames_added']} frames added)")
+        print_paths([out])
     if any(r.get("verify") in ("diverged", "error") for r in report["recordings"]):
         raise typer.Exit(1)
 
@@ -556,7 +614,7 @@ def build_dataset(
 @app.command()
 @handle_errors
 def train(
-    dataset: Path = typer.Argument(..., help="Dataset directory from `contra-bc build-dataset`."),
+    dataset: Path = typer.Argument(..., help="Dataset directory from `contra-bc build-dataset` (- reads it from stdin)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (checkpoints, metrics.jsonl, loss.png)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file of training options (keys as the "
                                           "long options with _; a [train] table or top level). Flags win."),
@@ -616,6 +674,7 @@ def train(
     (the last checkpoint stays; continue with `--resume`).
     """
 
+    dataset = _stdin_path(dataset, "dataset")
     from contra_bc.train import TrainConfig, load_toml, train as run_training
     from contra_bc.ui import err, print_json, progress
 
@@ -673,12 +732,15 @@ def train(
                                                            or k.startswith("press_"))]
     _table(rows, "train")
     err.print(f"checkpoint: {summary['checkpoint']}")
+    from contra_bc.ui import print_paths
+
+    print_paths([tc.out])
 
 
 @app.command()
 @handle_errors
 def play(
-    checkpoint: str = typer.Argument(..., help="Checkpoint dir or RUN dir (follows RUN/last); `bot:random` plays "
+    checkpoint: str = typer.Argument(..., help="Checkpoint dir or RUN dir (follows RUN/last; - reads it from stdin); `bot:random` plays "
                                      "the random baseline alone."),
     game: str = typer.Option("Outpost-Nes", "--game", "-g", help="Game from `contra-bc games`; its buttons must "
                              "be the checkpoint's."),
@@ -710,7 +772,10 @@ def play(
                                   "current action ahead to see whether it dies."),
     hold: int = typer.Option(20, "--hold", min=1, help="Steps a corrector drives at least before it hands back "
                              "(then on the first step where the agent's course is safe)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the evaluation report as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per episode as it ends, "
+                                  "then the evaluation report."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report of the evaluation "
+                                         "(one testcase per episode; an episode not won is a failure)."),
 ):
     """Run a trained policy in the emulator, evaluate it, take over as a human or a scripted corrector.
 
@@ -732,8 +797,10 @@ def play(
 
     Exit codes: 0 ok, 2 bad input (unreadable checkpoint, buttons that do not fit the game), 130 interrupted.
     """
+    checkpoint = str(_stdin_path(checkpoint, "checkpoint"))
     from contra_bc import play as play_mod
-    from contra_bc.ui import err, print_json, progress
+    from contra_bc.formats import junit as junit_xml
+    from contra_bc.ui import emit, err, print_json, print_paths, progress
 
     ckpt = None if checkpoint == "bot:random" else checkpoint
     if checkpoint.startswith("bot:") and ckpt is not None:
@@ -752,18 +819,28 @@ def play(
         result = play_mod.play_window(cfg)
         _table([{k: result[k] for k in ("recording", "outcome", "steps", "agent_steps", "human_steps",
                                         "latency_ms_p50", "latency_ms_p99")}], "play")
+        print_paths([result["recording"]])
         if result["end_reason"] in ("interrupted", "stopped"):
             raise typer.Exit(130)
         return
+    def ended(i, episode):
+        bar.advance(task)
+        if json_out:
+            emit({"event": "episode", **{k: v for k, v in episode.items() if k != "latency_ms"}})
+
     with progress() as bar:
         n = episodes * (2 if ckpt and baseline != "none" else 1)
         task = bar.add_task("play", total=n)
-        report = play_mod.evaluate(cfg, on_result=lambda i, r: bar.advance(task))
+        report = play_mod.evaluate(cfg, on_result=ended)
     interrupted = report["interrupted"]
+    if junit is not None:
+        junit_xml.write(junit, f"play {game}", junit_xml.episode_cases(report["episodes_detail"]))
     if json_out:
         print_json(report)
     else:
         _print_evaluation(report, game, until)
+        print_paths(e["recording"] for rows in report["episodes_detail"].values() for e in rows
+                    if e.get("recording"))
     if interrupted:
         err.print("[yellow]interrupted:[/] the episodes' recordings are kept, marked incomplete")
         raise typer.Exit(130)
@@ -833,6 +910,9 @@ def causality_score(
 
     Exit codes: 0 ok, 2 bad input (missing dataset, game mismatch, p outside [0, 1]).
     """
+    if str(checkpoint) == "-" and str(dataset) == "-":
+        raise UserError("Only one of CHECKPOINT and DATASET can be `-` (read from stdin).")
+    checkpoint, dataset = _stdin_path(checkpoint, "checkpoint"), _stdin_path(dataset, "dataset")
     from contra_bc import causality
     from contra_bc.ui import err, print_json
 
@@ -885,7 +965,7 @@ def causality_score(
 @app.command("export")
 @handle_errors
 def export(
-    recording: Path = typer.Argument(..., help="A complete recording directory."),
+    recording: Path = typer.Argument(..., help="A complete recording directory (- reads it from stdin)."),
     to: Path = typer.Option(..., "--to", help="The movie to write: NAME.bk2 or NAME.fm2 (never overwritten)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
@@ -907,6 +987,7 @@ def export(
 
     Exit codes: 0 written, 2 bad input (incomplete recording, existing file, .fm2 of a non-power-on run).
     """
+    recording = _stdin_path(recording, "recording")
     from contra_bc.movies import export_recording
     from contra_bc.ui import err, print_json
 
@@ -916,13 +997,16 @@ def export(
         return
     _table([summary], "export")
     err.print(f"wrote {to}")
+    from contra_bc.ui import print_paths
+
+    print_paths([to])
 
 
 # ---------------------------------------------------------------- report
 @app.command()
 @handle_errors
 def report(
-    run_dir: Path = typer.Argument(..., help="A pipeline run directory (what examples/demo.sh writes)."),
+    run_dir: Path = typer.Argument(..., help="A pipeline run directory (what examples/demo.sh writes; - reads it from stdin)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
     """Sum up a pipeline run: agent vs random vs expert, downsample-check, causality.
@@ -934,6 +1018,7 @@ def report(
 
     Exit codes: 0 written, 2 not a run directory or unreadable stage output.
     """
+    run_dir = _stdin_path(run_dir, "run directory")
     from contra_bc import report as report_mod
     from contra_bc.ui import err, out, print_json
 
@@ -956,6 +1041,9 @@ def report(
                      else f"{s['latency_ms_p50']:.0f}/{s['latency_ms_p99']:.0f}"})
     _table(rows, "agent vs random vs expert")
     err.print(f"report: {path}")
+    from contra_bc.ui import print_paths
+
+    print_paths([path])
 
 
 if __name__ == "__main__":

@@ -7,5 +7,3 @@ class UserError(Exception):
     The CLI prints the message as one paragraph and exits with code 2.
     The message should say what is wrong and the exact command that fixes it.
     """
-
-    exit_code = 2

@@ -393,7 +393,9 @@ def evaluation_jobs(cfg: EvalConfig, frames_per_step: int, hz: float) -> list[tu
 
 
 def evaluate(cfg: EvalConfig, on_result=None) -> dict:
-    """Headless episodes of the policy and of the baseline, in parallel spawn workers."""
+    """Headless episodes of the policy and of the baseline, in parallel spawn workers.
+
+    ``on_result(i, episode)`` is called as each episode ends (its row, with "policy" added)."""
     from contra_bc.formats import atomic
     from contra_bc.parallel import run_many
 
@@ -407,7 +409,9 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
     stopped = None
     try:
         results = run_many(play_episode, [j for _, j in jobs], workers=min(max(1, cfg.workers), len(jobs)),
-                           games=[cfg.game], on_result=on_result)
+                           games=[cfg.game],
+                           on_result=None if on_result is None else
+                           lambda i, r: on_result(i, {"policy": jobs[i][0], **r}))
     except Interrupted as exc:  # report the episodes played so far, then exit 130
         stopped = exc
         results = [r if r is not None else {"episode": j.episode, "skipped": True, "end_reason": "interrupted"}

@@ -36,8 +36,17 @@ STAGE_OUTPUTS = ("verify.json", "downsample.json", "control.json", "dataset.json
 
 
 def _load(path: Path):
+    """A stage's --json output: JSON Lines whose last line is the stage's result (an older
+    indented JSON document reads too)."""
     try:
-        return json.loads(path.read_text())
+        text = path.read_text()
+        try:
+            return json.loads(text)
+        except ValueError:
+            lines = [line for line in text.splitlines() if line.strip()]
+            if len(lines) < 2:
+                raise
+            return json.loads(lines[-1])
     except FileNotFoundError:
         return None
     except ValueError as exc:

@@ -285,8 +285,9 @@ def draw_loss_png(run: Path) -> None:
               for kind in ("train", "val")}
     if not series["train"] and not series["val"]:
         return
-    line_charts([{"series": {k: sorted(v) for k, v in series.items() if v}, "title": "loss",
-                  "xlabel": "step", "ylabel": "loss"}], run / "loss.png", title=f"{run.name}: training and validation loss")
+    line_charts([{"series": {k: sorted(v) for k, v in series.items() if v}, "markers": ["val"], "log_y": True,
+                  "legend": True, "xlabel": "optimizer step", "ylabel": "loss (log scale)"}],
+                run / "loss.png", title=f"{run.name}: training loss and validation points")
 
 
 # ----------------------------------------------------------------------------- training state (no pickle)

@@ -1,4 +1,10 @@
-"""Terminal output shared by the commands: rich on stderr, results on stdout."""
+"""Terminal output shared by the commands.
+
+stdout carries data, stderr what people read. On a terminal, tables and summaries are printed
+to stdout (`out`); when stdout is a pipe or a file, they go to stderr and stdout gets only data:
+JSON Lines with --json (`emit`, `print_json`), else the paths a command wrote or checked, one per
+line (`print_paths`), so `contra-bc record ... | contra-bc replay-verify -` chains.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,51 @@ import sys
 
 from rich.console import Console
 
+QUIET = False   # -q/--quiet: no progress lines or bars
+
+
+class _DataOrPeople(Console):
+    """stdout when it is a terminal (people are reading it), else stderr (stdout is data)."""
+
+    @property
+    def file(self):
+        return sys.stdout if sys.stdout.isatty() else sys.stderr
+
+    @file.setter
+    def file(self, value):  # rich assigns None in __init__
+        pass
+
+
 err = Console(stderr=True)
-out = Console()
+out = _DataOrPeople()
 
 
-def print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+def stdout_is_data() -> bool:
+    return not sys.stdout.isatty()
+
+
+def emit(obj) -> None:
+    """One JSON Lines record on stdout, flushed at once (so `jq` can follow a long run)."""
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
     sys.stdout.flush()
+
+
+# The last line of every --json output: the command's result.
+print_json = emit
+
+
+def print_paths(paths) -> None:
+    """Paths a command wrote or checked, one per line on stdout, when stdout is not a terminal."""
+    if stdout_is_data():
+        for p in paths:
+            sys.stdout.write(f"{p}\n")
+        sys.stdout.flush()
 
 
 def progress(**kwargs):
     """A progress bar on a terminal; without one (a log file, CI), plain lines (PlainProgress)."""
+    if QUIET:
+        kwargs["disable"] = True
     if not err.is_terminal:
         return PlainProgress(disable=kwargs.get("disable", False))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -35,7 +35,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 evaluate() {  # RUN DIR
   contra-bc play "$1" --game "$GAME" --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 1800 \
-    --temperature "$TEMPERATURE" --baseline none --out "$2/eval" --json > "$2/eval.json"
+    --temperature "$TEMPERATURE" --baseline none --out "$2/eval" --json | tail -n 1 > "$2/eval.json"
 }
 
 table() {  # ROUND ARM RUN_DIR DATA_STEPS: append a line to rounds.jsonl, redraw rounds.md and rounds.png
@@ -63,10 +63,10 @@ for r in rows:
 (out / "rounds.md").write_text("\n".join(lines) + "\n")
 arms = sorted({r["arm"] for r in rows})
 series = lambda key: {a: [(r["round"], r[key]) for r in rows if r["arm"] in (a, "start")] for a in arms if a != "start"}
-line_charts([{"series": series("win_rate"), "title": "win rate on held-out seeds", "xlabel": "round", "ylabel": "win rate"},
-             {"series": series("progress_mean"), "title": "mean progress", "xlabel": "round", "ylabel": "progress"},
+line_charts([{"series": series("win_rate"), "title": "win rate on held-out seeds", "xlabel": "round", "ylabel": "win rate", "integer_x": True},
+             {"series": series("progress_mean"), "title": "mean progress", "xlabel": "round", "ylabel": "progress", "integer_x": True},
              {"series": {"correction": [(r["round"], r.get("corrector_steps", 0)) for r in rows if r["arm"] == "correction"]},
-              "title": "corrector steps used per round", "xlabel": "round", "ylabel": "steps"}],
+              "title": "corrector steps used per round", "xlabel": "round", "ylabel": "steps", "integer_x": True}],
             out / "rounds.png", title="correction rounds")
 print("\n".join(lines), file=sys.stderr)
 PY
@@ -85,7 +85,7 @@ for r in $(seq 1 "$ROUNDS"); do
   step "round $r/$ROUNDS: $EPISODES episodes, $CORRECTOR takes over where the agent would die"
   contra-bc play "$prev" --game "$GAME" --episodes "$EPISODES" --workers "$WORKERS" --max-steps 1800 \
     --temperature "$TEMPERATURE" --corrector "$CORRECTOR" --seed $((3000000 + 1000 * r)) --baseline none \
-    --out "$R/corrections" --json > "$R/corrections.json"
+    --out "$R/corrections" --json | tail -n 1 > "$R/corrections.json"
   used=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["policies"]["agent"]["corrector_steps"])' "$R/corrections.json")
   contra-bc build-dataset "$R/corrections" --out "$OUT/dataset-correction" --append --workers "$WORKERS" > /dev/null
   contra-bc train "$OUT/dataset-correction" --init "$prev" --out "$R/run" --preset "$PRESET" --max-steps "$STEPS" \

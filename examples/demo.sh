@@ -26,7 +26,7 @@ contra-bc record --input bot:expert-noisy --game $GAME --hz 20 --episodes "$NOIS
 step "2/9 replay-verify: every recording reproduces bit for bit"
 contra-bc replay-verify "$OUT/expert60" "$OUT/expert20" "$OUT/noisy20" --check-video --workers "$WORKERS" \
   --report-dir "$OUT/replay-report" --json > "$OUT/verify.json"
-echo "verified: $(grep -c '"status": "verified"' "$OUT/verify.json") recordings" >&2
+echo "verified: $(grep -c '^{"event": "recording".*"status": "verified"' "$OUT/verify.json") recordings" >&2
 
 step "3/9 downsample-check: max-pool the per-frame runs into 20 Hz windows (and the 20 Hz control)"
 contra-bc downsample-check "$OUT/expert60" --workers "$WORKERS" --report-dir "$OUT/downsample-report" \
@@ -57,7 +57,7 @@ step "7/9 play: $EVAL_EPISODES evaluation episodes of the agent and of a random 
 # 0.5 was chosen on other seeds (2,000,000+: 1 of 10 wins and mean progress 554 at 0.5, 0 and 361 at
 # 0.25); see README "What made the agent play".
 contra-bc play "$OUT/run" --game $GAME --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 1800 \
-  --temperature 0.5 --out "$OUT/eval" --json > "$OUT/play.json"
+  --temperature 0.5 --out "$OUT/eval" --json | tail -n 1 > "$OUT/play.json"
 
 step "8/9 causality-score"
 contra-bc causality-score "$OUT/run" "$OUT/dataset" --json > "$OUT/causality.json"

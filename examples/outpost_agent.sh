@@ -37,7 +37,7 @@ contra-bc train "$OUT/dataset" --out "$OUT/run" --preset small --max-steps "$TRA
 
 step "5/5 play: $EVAL_EPISODES evaluation episodes"
 contra-bc play "$OUT/run" --game $GAME --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 2400 \
-  --out "$OUT/eval" --json > "$OUT/play.json"
+  --out "$OUT/eval" --json | tail -n 1 > "$OUT/play.json"
 python3 - "$OUT/play.json" <<'PY'
 import json, sys
 agent = json.load(open(sys.argv[1]))["policies"]["agent"]

@@ -34,10 +34,18 @@ def run_cli(*args, check: bool = False, timeout: float = 300, env: dict | None =
     return proc
 
 
+def last_json(text: str):
+    """The result of a --json run: the last line of its JSON Lines."""
+    lines = text.strip().splitlines()
+    if not lines:
+        raise json.JSONDecodeError("no output", text, 0)
+    return json.loads(lines[-1])
+
+
 def run_json(*args, **kw):
     proc = run_cli(*args, "--json", **kw)
     try:
-        return proc.returncode, json.loads(proc.stdout)
+        return proc.returncode, last_json(proc.stdout)
     except json.JSONDecodeError as exc:
         raise AssertionError(f"no JSON on stdout (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
 

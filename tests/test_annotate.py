@@ -17,7 +17,7 @@ import pytest
 
 from typer.testing import CliRunner
 
-from conftest import ROOT, needs_outpost, run_cli
+from conftest import ROOT, last_json, needs_outpost, run_cli
 from contra_bc.cli import app
 from contra_bc.annotate.table import parse_table
 from contra_bc.formats.annotations import read_annotations, text_per_step
@@ -276,7 +276,7 @@ def cli(*args, env=None) -> Ran:
 def annotate(fake, *args, env=None):
     proc = cli("annotate", *args, "--json", env=gemini_env(fake, **(env or {})))
     try:
-        results = json.loads(proc.stdout)
+        results = last_json(proc.stdout)
     except json.JSONDecodeError:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}") from None
     return proc, results
@@ -454,7 +454,7 @@ def test_network_errors_are_retried_then_reported(session_dir, tmp_path):
     env = {"CONTRA_BC_GEMINI_BASE_URL": f"http://127.0.0.1:{port}", "GEMINI_API_KEY": KEY, "GOOGLE_API_KEY": ""}
     proc = cli("annotate", first(session_dir), "--out-dir", tmp_path, "--retries", 2, "--retry-base", 0.01,
                "--json", env=env)
-    [r] = json.loads(proc.stdout)
+    [r] = last_json(proc.stdout)
     assert proc.returncode == 1 and r["status"] == "error"
     assert "after 3 attempt(s)" in r["message"] and "network error" in r["message"]
 
@@ -573,7 +573,7 @@ def test_table_import_writes_entries_without_network(session_dir, tmp_path):
     proc = cli("annotate", first(session_dir), "--from-table", table, "--out-dir", tmp_path / "out", "--json",
                    env=env)
     assert proc.returncode == 0, proc.stderr
-    [r] = json.loads(proc.stdout)
+    [r] = last_json(proc.stdout)
     assert r["status"] == "annotated" and r["entries"] == 2 and r["rejected"] == 1
     doc = read_annotations(tmp_path / "out" / "episode-0000.annotations.json")
     assert doc["source"] == "table" and doc["provenance"]["rows"] == 3
@@ -583,7 +583,7 @@ def test_table_import_writes_entries_without_network(session_dir, tmp_path):
     # same table again: up to date; a changed table needs --force
     again = cli("annotate", first(session_dir), "--from-table", table, "--out-dir", tmp_path / "out", "--json",
                     env=env)
-    assert json.loads(again.stdout)[0]["status"] == "up to date"
+    assert last_json(again.stdout)[0]["status"] == "up to date"
     table.write_text(TABLE.replace("00:06", "00:07"))
     changed = cli("annotate", first(session_dir), "--from-table", table, "--out-dir", tmp_path / "out", env=env)
     assert changed.returncode == 2 and "--force" in changed.stderr
@@ -624,7 +624,7 @@ def test_example_table_matches_an_outpost_expert_run(tmp_path):
     run_cli("record", "--input", "bot:expert", "--game", "Outpost-Nes", "--max-steps", 2000, "--seed", 0,
             "--out", rec_path, check=True)
     proc = cli("annotate", rec_path, "--from-table", ROOT / "examples" / "outpost-level1-annotations.md", "--json")
-    [r] = json.loads(proc.stdout)
+    [r] = last_json(proc.stdout)
     assert r["status"] == "annotated" and r["rejected"] == 0 and r["entries"] == 9
     doc = read_annotations(rec_path / "annotations.json")
     rec = read_recording(rec_path)

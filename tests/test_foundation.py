@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, cli_env, run_cli, run_json
+from conftest import ROOT, cli_env, last_json, run_cli, run_json
 from contra_bc.emulator import digest64
 from contra_bc.formats.recording import read_recording
 
@@ -302,7 +302,7 @@ def test_without_a_terminal_progress_is_plain_lines_on_stderr(airstriker_recordi
     assert [re.match(pattern, l).groups()[:2] for l in lines] == [("1", "50"), ("2", "100")]
     assert re.match(pattern, lines[-1]).group(4) != "?"
     assert "\x1b[" not in proc.stderr and "━" not in proc.stderr  # no bar, no cursor movement
-    json.loads(proc.stdout)  # stdout still carries only the data
+    last_json(proc.stdout)  # stdout still carries only the data
     once = run_cli("replay-verify", airstriker_recording, "--json")  # default: at most every 10 s, and at the end
     ends = [l for l in once.stderr.splitlines() if l.startswith("replay-verify:")]
     assert len(ends) == 1 and ends[0].startswith("replay-verify: 1/1 (100%) ")
@@ -313,10 +313,10 @@ def test_dash_reads_recording_paths_from_stdin(airstriker_recording, tmp_path):
     listing = f"# recordings\n\n{airstriker_recording}\n{airstriker_recording}\n"
     proc = run_cli("replay-verify", "-", "--json", input=listing)
     assert proc.returncode == 0, proc.stderr
-    assert [r["status"] for r in json.loads(proc.stdout)] == ["verified", "verified"]
+    assert [r["status"] for r in last_json(proc.stdout)] == ["verified", "verified"]
     shell = subprocess.run(["bash", "-c", f"set -o pipefail; printf '%s\\n' {airstriker_recording} | "
                             f"{sys.executable} -m contra_bc replay-verify - --json | {sys.executable} -c "
-                            "'import json,sys; print(json.load(sys.stdin)[0][\"status\"])'"],
+                            "'import json,sys; print(json.loads(sys.stdin.readlines()[-1])[0][\"status\"])'"],
                            capture_output=True, text=True, timeout=300, env=cli_env())
     assert shell.returncode == 0 and shell.stdout.strip() == "verified", shell.stderr
     empty = run_cli("replay-verify", "-", input="# nothing here\n\n")

@@ -45,9 +45,23 @@ def test_play_writes_a_recording_that_replay_verifies(tiny_run, tmp_path):
 def test_evaluation_with_two_workers_reports_every_field_and_the_baseline(tiny_run, tmp_path):
     run, _ = tiny_run
     out = tmp_path / "eval"
-    code, report = run_json("play", run, "--game", GAME, "--episodes", 2, "--workers", 2, "--max-steps", 30,
-                            "--out", out)
-    assert code == 0, report
+    proc = run_cli("play", run, "--game", GAME, "--episodes", 2, "--workers", 2, "--max-steps", 30,
+                   "--out", out, "--json", "--junit", tmp_path / "junit" / "play.xml")
+    assert proc.returncode == 0, proc.stderr
+    *events, report = [json.loads(line) for line in proc.stdout.splitlines()]
+    # JSON Lines: one line per episode as it ends, then the report
+    assert sorted((e["event"], e["policy"], e["episode"]) for e in events) == [
+        ("episode", p, i) for p in ("agent", "random") for i in (0, 1)]
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(tmp_path / "junit" / "play.xml").getroot().find("testsuite")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert sorted(cases) == ["agent-0000", "agent-0001", "random-0000", "random-0001"]
+    lost = [e for e in report["episodes_detail"]["agent"] if not e["win"]]
+    assert int(suite.get("failures")) == len(lost) + sum(not e["win"] for e in report["episodes_detail"]["random"])
+    for e in lost:  # a lost episode is a failure naming where it ended and its recording
+        failure = cases[f"agent-{e['episode']:04d}"].find("failure")
+        assert f"progress {e['progress']}" in failure.get("message") and e["recording"] in failure.text
     assert set(report["policies"]) == {"agent", "random"}
     for name, summary in report["policies"].items():
         for key in FIELDS:

@@ -27,17 +27,14 @@ def _registry():
 
         bots["expert"] = (expert_outpost.ExpertOutpost, "wins Outpost-Nes levels at per-frame control")
         bots["expert-steady"] = (expert_outpost.SteadyExpertOutpost,
-                                 "the expert taking off at the same point before each kind of hazard")
+                                 "the expert taking off at the same point before each kind of hazard and "
+                                 "over a bullet at the same distance, after a seeded pause on entering each screen")
         bots["expert-noisy"] = (expert_outpost.NoisyExpertOutpost,
                                 "the steady expert with injected mistakes (steps marked `perturbation`, not "
                                 "trained on) and its recoveries")
     except ImportError:
         pass
     return bots
-
-
-def list_bots() -> dict[str, str]:
-    return {name: doc for name, (_, doc) in _registry().items()}
 
 
 def make_bot(name: str, game, seed: int):
