@@ -468,7 +468,7 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
     import time as _time
 
     from contra_bc.parallel import shared_emulator
-    from contra_bc.record.window import GameWindow
+    from contra_bc.window import GameWindow
 
     import torch
 

@@ -245,7 +245,7 @@ def test_bad_keymap_is_a_clear_error(tmp_path):
 GAMEPAD_SCRIPT = r"""
 import ctypes, glob, json, os, sys
 from pathlib import Path
-from contra_bc.record.window import GameWindow, load_keymap
+from contra_bc.window import GameWindow, load_keymap
 
 nes = ["B", None, "SELECT", "START", "UP", "DOWN", "LEFT", "RIGHT", "A"]
 window = GameWindow(nes, scale=1, keymap=load_keymap(Path(sys.argv[1])))

@@ -35,7 +35,7 @@ from contra_bc.emulator import get_game
 from contra_bc.episode import EpisodeRunner, sigterm_as_interrupt
 from contra_bc.errors import UserError
 from contra_bc.formats.recording import is_recording, read_meta
-from contra_bc.record.window import GameWindow, load_keymap
+from contra_bc.window import GameWindow, load_keymap
 
 EPISODE_NAME = re.compile(r"^episode-(\d{4,})$")
 LATE_MS = 5.0  # a tick later than this counts as late (the pacing goal is p99 <= 5 ms)

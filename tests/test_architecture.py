@@ -1,0 +1,106 @@
+"""The layering of docs/architecture.md, checked on the real import graph of the package.
+
+Every `import` and `from ... import` of every module (top level or inside a function) is read
+with `ast`; a new edge that breaks a rule fails here with the file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "contra_bc"
+
+# The subcommands' own modules. Everything else is shared (formats, emulator, window, replay
+# verification, model, loader, bots, charts, ui, ...), and the CLI sits on top of all.
+SUBCOMMANDS = {
+    "record": ("contra_bc.record",),
+    "downsample-check": ("contra_bc.downsample",),
+    "annotate": ("contra_bc.annotate",),
+    "build-dataset": ("contra_bc.dataset.build", "contra_bc.dataset.quality"),
+    "train": ("contra_bc.train",),
+    "play": ("contra_bc.play",),
+    "causality-score": ("contra_bc.causality",),
+    "report": ("contra_bc.report",),
+    "render": ("contra_bc.render",),
+}
+TOP = ("contra_bc.cli", "contra_bc.__main__")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) for every import of contra_bc modules in one file."""
+    tree = ast.parse(path.read_text(), str(path))
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            # `from contra_bc import movies` imports the module contra_bc.movies
+            found += [(f"{base}.{alias.name}" if (PACKAGE.parent / (f"{base}.{alias.name}".replace(".", "/") + ".py")).exists()
+                       or (PACKAGE.parent / f"{base}.{alias.name}".replace(".", "/")).is_dir() else base, node.lineno)
+                      for alias in node.names]
+    return [(name, line) for name, line in found if name == "contra_bc" or name.startswith("contra_bc.")]
+
+
+def owner(module: str) -> str | None:
+    """The subcommand a module belongs to, "cli", or None (shared)."""
+    if module in TOP:
+        return "cli"
+    for command, prefixes in SUBCOMMANDS.items():
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return command
+    return None
+
+
+def graph() -> list[tuple[str, str, str, int]]:
+    """(importer, imported, file, line) over the whole package."""
+    edges = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for target, line in imports(path):
+            edges.append((module_name(path), target, str(path.relative_to(ROOT)), line))
+    return edges
+
+
+def test_the_graph_is_read():
+    """The walker sees the edges we know exist (so the rules below are not vacuously true)."""
+    edges = {(a, b) for a, b, _, _ in graph()}
+    assert ("contra_bc.play", "contra_bc.window") in edges
+    assert ("contra_bc.record.scripted", "contra_bc.movies") in edges  # `from contra_bc import movies`
+    assert ("contra_bc.train", "contra_bc.dataset.loader") in edges
+    assert owner("contra_bc.annotate.gemini") == "annotate" and owner("contra_bc.window") is None
+
+
+def test_no_subcommand_imports_another():
+    bad = [f"{file}:{line}: {a} ({owner(a)}) imports {b} ({owner(b)})" for a, b, file, line in graph()
+           if owner(a) not in (None, "cli") and owner(b) not in (None, owner(a))]
+    assert not bad, "\n".join(bad)
+
+
+def test_shared_modules_import_no_subcommand_and_not_the_cli():
+    bad = [f"{file}:{line}: shared {a} imports {b} ({owner(b)})" for a, b, file, line in graph()
+           if owner(a) is None and owner(b) is not None]
+    assert not bad, "\n".join(bad)
+
+
+def test_formats_depend_only_on_formats_and_errors():
+    """The on-disk formats are the bottom layer: readable without the emulator, torch or the CLI."""
+    allowed = ("contra_bc", "contra_bc.errors")
+    bad = [f"{file}:{line}: {a} imports {b}" for a, b, file, line in graph()
+           if a.startswith("contra_bc.formats") and not (b.startswith("contra_bc.formats") or b in allowed)]
+    assert not bad, "\n".join(bad)
