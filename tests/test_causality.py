@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,43 @@ def test_checkpoint_and_dataset_of_different_games_is_refused(tiny_run, tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "Airstriker-Genesis-v0" in proc.stderr and "Outpost-Nes" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_score_on_another_dataset_uses_that_datasets_texts(tiny_run, tmp_path):
+    """A dataset's text_index values index its own texts, not the checkpoint's. A run trained on
+    annotated recordings is copied with its text table numbered the other way round (as a run
+    trained on a dataset that met the texts in the other order would have it); scored on the same
+    dataset, both copies must give the same score, bit for bit. Indexing the copy's own table with
+    the dataset's indices would swap the two instructions and change the score."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    _, dataset = tiny_run
+    recs = tmp_path / "recordings"
+    shutil.copytree(dataset.parent / "recordings", recs)
+    table = tmp_path / "table.md"
+    table.write_text("| Start | End | Text |\n|---|---|---|\n| 00:00 | 00:03 | Sweep left and shoot |\n"
+                     "| 00:03 | | Dodge to the right |\n")
+    for rec in sorted(recs.iterdir()):
+        run_cli("annotate", rec, "--from-table", table, check=True)
+    texts = tmp_path / "with-texts"
+    run_cli("build-dataset", recs, "--out", texts, "--val-fraction", 0.5, "--no-filter", "--workers", 1, check=True)
+    run = tmp_path / "run"
+    run_cli("train", texts, "--out", run, "--preset", "tiny", "--max-steps", 12, "--batch-size", 2, "--window", 8,
+            "--workers", 0, "--no-augment", "--lr", "3e-3", "--text-dropout", 0, "--seed", 0,
+            "--text-encoder", "hashed", check=True, timeout=600)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(run, swapped)
+    ckpt = swapped / "checkpoints" / Path((run / "last").read_text().strip()).name
+    config = json.loads((ckpt / "config.json").read_text())
+    assert len(config["texts"]) == 2
+    config["texts"] = config["texts"][::-1]
+    (ckpt / "config.json").write_text(json.dumps(config))
+    save_file({"embeddings": load_file(ckpt / "text_table.safetensors")["embeddings"].flip(0).contiguous()},
+              ckpt / "text_table.safetensors")
+    args = (texts, "--p", 1.0, "--chunks", 2, "--batch", 4, "--batches", 1, "--seed", 1)
+    code, original = run_json("causality-score", run, *args)
+    code2, other = run_json("causality-score", swapped, *args)
+    assert (code, code2) == (0, 0), (original, other)
+    assert original["score"] > 0 and other["score"] == original["score"]
