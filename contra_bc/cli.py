@@ -251,10 +251,10 @@ def _run_jobs(fn, jobs, workers, game, label, each=None):
 
     with progress() as bar:
         task = bar.add_task(label, total=len(jobs))
-        return run_many(fn, jobs, workers=min(workers, len(jobs)), games=games_of(game), on_result=done)
+        return run_many(fn, jobs, workers=min(workers, len(jobs)), games=_as_list(game), on_result=done)
 
 
-def games_of(game):
+def _as_list(game):
     return game if isinstance(game, (set, list)) else [game]
 
 

@@ -37,7 +37,7 @@ grep -h '"headline"' "$OUT/downsample.json" "$OUT/control.json" >&2
 
 step "4/9 annotations: import the hand-written Level 1 table (Gemini needs a key: see examples/annotate_gemini.sh)"
 for rec in "$OUT"/expert20/episode-* "$OUT"/noisy20/episode-*; do
-  contra-bc annotate "$rec" --from-table examples/outpost-level1-annotations.md > /dev/null
+  contra-bc annotate "$rec" --from-table examples/outpost-level1-annotations.md --json > /dev/null
 done
 
 step "5/9 build-dataset"

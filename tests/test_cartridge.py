@@ -18,13 +18,11 @@ from conftest import ROOT, needs_outpost
 pytestmark = needs_outpost
 
 EXPERT_RUNS = [("Level1", 0), ("Level1", 1), ("Level1", 2), ("Level2", 3)]
-STEADY_SEEDS = (4, 5)
 B, RIGHT, A = 1 << 0, 1 << 7, 1 << 8
 LIMIT = 3000
 # RAM (docs/cartridge.md)
 ROUTINE, LEVEL, LIVES, GAME_OVER, BOSS, STOP_SCROLL, PSTATE, DEATH, PY, SHOTS, PLAYER_X = (
     0x2C, 0x30, 0x32, 0x38, 0x3B, 0x58, 0x90, 0xB4, 0x16, 0x1F, 0x65)
-EBX, EBACT = 0x7C, 0x80  # enemy bullets: x, active (2 slots each)
 WATCH = (PSTATE, DEATH, LIVES, GAME_OVER, ROUTINE, LEVEL, BOSS)
 
 
@@ -93,30 +91,6 @@ def expert_job(state: str, seed: int) -> dict:
     return {"won": won, "actions": actions, "after_win": after, "pooled_won": pooled_won, "gate": gate}
 
 
-def steady_job(seed: int) -> dict:
-    """The steady expert on Level 1: did it win, and how far ahead was the turret's bullet
-    (px from the player's front) at each jump it took with a bullet on its way?"""
-    from contra_bc.bots.expert_outpost import BULLET_WATCH, SteadyExpertOutpost
-    emu = _open("Level1")
-    bot = SteadyExpertOutpost(seed)
-    bot.reset(emu)
-    gaps, before, won = [], 0, False
-    for _ in range(LIMIT):
-        ram = emu.ram()
-        action = bot.act(emu)
-        if action & A and not before & A:
-            front = int(ram[PLAYER_X]) + 6
-            ahead = [int(ram[EBX + i]) - front for i in range(2) if ram[EBACT + i] and ram[EBX + i] >= front]
-            if ahead and min(ahead) <= BULLET_WATCH:
-                gaps.append(min(ahead))
-        before = action
-        emu.step(action)
-        if emu.ram()[BOSS]:
-            won = True
-            break
-    return {"won": won, "bullet_gaps": gaps}
-
-
 def mechanics_job() -> dict:
     emu = _open("Level1")
     emu.step(0, 40)  # the player falls in, then stands
@@ -157,20 +131,15 @@ def mechanics_job() -> dict:
 def _dispatch(job):
     if job[0] == "mechanics":
         return mechanics_job()
-    if job[0] == "steady":
-        return steady_job(job[1])
     return expert_job(*job[1:])
 
 
 @pytest.fixture(scope="module")
 def results():
-    jobs = ([("mechanics",)] + [("expert", state, seed) for state, seed in EXPERT_RUNS]
-            + [("steady", seed) for seed in STEADY_SEEDS])
+    jobs = [("mechanics",)] + [("expert", state, seed) for state, seed in EXPERT_RUNS]
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         out = pool.map(_dispatch, jobs, chunksize=1)
-    n = len(EXPERT_RUNS)
-    return {"mechanics": out[0], "experts": dict(zip(EXPERT_RUNS, out[1:1 + n])),
-            "steady": dict(zip(STEADY_SEEDS, out[1 + n:]))}
+    return {"mechanics": out[0], "experts": dict(zip(EXPERT_RUNS, out[1:]))}
 
 
 def test_tapped_jump_is_lower_than_held(results):
@@ -212,18 +181,6 @@ def test_expert_wins_for_several_seeds(results):
         assert run["won"], f"expert seed {seed} did not win {state}"
     level1 = [tuple(run["actions"]) for (state, _), run in results["experts"].items() if state == "Level1"]
     assert len(set(level1)) == len(level1)  # seeds give different runs
-
-
-def test_steady_expert_hops_bullets_at_one_gap(results):
-    """What a policy can copy: the steady expert takes off over a turret's bullet when the bullet is
-    a fixed distance ahead (STEADY_BULLET_GAP, +-1 px per seed, in the 3 px steps the gap closes by),
-    not wherever its search happened to find a move that survives."""
-    from contra_bc.bots.expert_outpost import STEADY_BULLET_GAP
-    for seed, run in results["steady"].items():
-        assert run["won"], f"steady expert seed {seed} did not win Level1"
-        assert run["bullet_gaps"], f"seed {seed}: no jump over a bullet"
-        for gap in run["bullet_gaps"]:
-            assert STEADY_BULLET_GAP - 3 <= gap <= STEADY_BULLET_GAP + 4, (seed, run["bullet_gaps"])
 
 
 def test_level_end_sequence(results):

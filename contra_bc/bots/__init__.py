@@ -27,8 +27,7 @@ def _registry():
 
         bots["expert"] = (expert_outpost.ExpertOutpost, "wins Outpost-Nes levels at per-frame control")
         bots["expert-steady"] = (expert_outpost.SteadyExpertOutpost,
-                                 "the expert taking off at the same point before each kind of hazard and "
-                                 "over a bullet at the same distance, after a seeded pause on entering each screen")
+                                 "the expert taking off at the same point before each kind of hazard")
         bots["expert-noisy"] = (expert_outpost.NoisyExpertOutpost,
                                 "the steady expert with injected mistakes (steps marked `perturbation`, not "
                                 "trained on) and its recoveries")

@@ -25,9 +25,8 @@ from typing import Callable, Optional
 B, SELECT, START, UP, DOWN, LEFT, RIGHT, A = 1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8
 
 # RAM addresses (see docs/cartridge.md)
-LEVEL_ROUTINE, BOSS_DEFEATED, SCREEN, PLAYER_X, PLAYER_STATE, LIVES = 0x2C, 0x3B, 0x64, 0x65, 0x90, 0x32
+LEVEL_ROUTINE, BOSS_DEFEATED, SCREEN, PLAYER_X, PLAYER_STATE = 0x2C, 0x3B, 0x64, 0x65, 0x90
 DEATH_FLAG, PLAYER_Y, ON_GROUND, TERRAIN = 0xB4, 0x16, 0x1B, 0x300
-ENEMY_BULLET_X, ENEMY_BULLET_ACTIVE = 0x7C, 0x80   # 2 slots each; turret bullets fly left at 2 px/frame
 
 COMMIT_FRAMES = 60      # frames of plan handed out per search
 MARGIN_FRAMES = 60      # the plan must also survive this far beyond the committed part
@@ -56,15 +55,6 @@ def _jump(lead: int, hold: int, direction: int = RIGHT) -> Move:
 # Where a steady expert takes off: px from the player's centre to the hazard's first column.
 # (A pit is cleared by a full jump from 0-15 px before it, a mine under a laser by a tap from 0-8.)
 STEADY_TAKEOFF = {" ": 8, "*": 3, "^": 4}
-# A steady expert hops a turret's bullet when this many px separate the player's front from it
-# (running right, the gap closes 3 px a frame; a tap hop is airborne 16 frames).
-STEADY_BULLET_GAP = 21
-BULLET_WATCH = 96       # px: a bullet further than this does not change the plan yet
-# On entering a screen (and after a respawn) a steady expert first stands, firing, for a seeded
-# 0..ENTRY_PAUSE_MAX frames. A turret fires every 90 frames from the player's arrival, so without
-# this every run meets the bullet at the same place and a policy can learn "hop at x 345" instead
-# of "hop when the bullet is close"; with it the bullet comes at any point of the approach.
-ENTRY_PAUSE_MAX = 90
 
 
 class ExpertOutpost:
@@ -82,17 +72,11 @@ class ExpertOutpost:
         self.fire_phase = self.rng.randrange(self.fire_period)
         self.frame = 0
         self.plan: deque = deque()
-        self.pause_rng = random.Random(seed ^ 0x9A05E)
-        self.entered = None
-        self.pause = 0
 
     def reset(self, emu) -> None:
         self.rng = random.Random(self.seed)
         self.frame = 0
         self.plan.clear()
-        self.pause_rng = random.Random(self.seed ^ 0x9A05E)
-        self.entered = None
-        self.pause = 0
 
     # -- per-frame decision ---------------------------------------------------------------
     def act(self, emu) -> int:
@@ -102,15 +86,6 @@ class ExpertOutpost:
         if ram[LEVEL_ROUTINE] != 4 or ram[PLAYER_STATE] != 1 or ram[BOSS_DEFEATED]:
             self.plan.clear()
             return 0
-        if self.steady:
-            here = (int(ram[SCREEN]), int(ram[LIVES]))
-            if here != self.entered:  # a new screen, or a respawn
-                self.entered = here
-                self.pause = self._safe_pause(emu, self.pause_rng.randint(0, ENTRY_PAUSE_MAX), frame)
-            if self.pause > 0:
-                self.pause -= 1
-                self.plan.clear()
-                return self._fire(frame)
         if self.plan and self.plan[0][1] != self._where(ram):
             self.plan.clear()  # someone else moved the game: plan again from here
         if not self.plan:
@@ -118,24 +93,6 @@ class ExpertOutpost:
         if not self.plan:
             return RIGHT | self._fire(frame)
         return self.plan.popleft()[0]
-
-    def _safe_pause(self, emu, frames: int, frame0: int) -> int:
-        """The longest of frames, frames/2, ... 0 the player survives standing and firing."""
-        start = emu.get_state()
-        try:
-            while frames > 0:
-                emu.set_state(start)
-                for i in range(frames):
-                    emu.step(self._fire(frame0 + i))
-                    ram = emu.ram()
-                    if ram[PLAYER_STATE] == 2 or ram[DEATH_FLAG] & 1:
-                        break
-                else:
-                    return frames
-                frames //= 2
-            return 0
-        finally:
-            emu.set_state(start)
 
     def _fire(self, frame: int) -> int:
         return B if (frame - self.fire_phase) % self.fire_period < self.fire_press else 0
@@ -200,14 +157,6 @@ class ExpertOutpost:
                 return seg
             i += 1
 
-    @staticmethod
-    def _bullet_gap(ram):
-        """Px from the player's front to the nearest enemy bullet ahead, None without one."""
-        front = int(ram[PLAYER_X]) + 6
-        gaps = [int(ram[ENEMY_BULLET_X + i]) - front for i in range(2)
-                if ram[ENEMY_BULLET_ACTIVE + i] and int(ram[ENEMY_BULLET_X + i]) >= front]
-        return min(gaps) if gaps else None
-
     def _candidates(self, ram) -> list:
         """Moves to try, best first: rules for the next hazard, then seeded fallbacks."""
         rng = self.rng
@@ -228,12 +177,6 @@ class ExpertOutpost:
                 leads.sort(key=lambda k: abs(k - target))
             return leads
 
-        if self.steady:  # an incoming bullet is hopped at one gap, the same every time
-            gap = self._bullet_gap(ram)
-            if gap is not None and gap <= BULLET_WATCH:
-                target = (gap - (STEADY_BULLET_GAP + self.seed % 3 - 1)) // 3
-                leads = sorted(range(0, max(1, target + 4)), key=lambda k: abs(k - target))
-                moves += [_jump(k, 1 + (self.seed + k) % 2) for k in leads[:6]]
         if distance > 56:
             moves.append(_run(rng.randint(8, min(28, distance - 44))))
         elif hazard == " ":
