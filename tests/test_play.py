@@ -94,11 +94,17 @@ def test_death_histogram_counts_each_death_in_its_bin(tmp_path):
         "agent": {"death_progress": [100, 110, 900], "progress": [120, 950]},
         "random": {"death_progress": [], "progress": [50]}}}
     path = draw_deaths(report, tmp_path / "deaths.png")
-    image = Image.open(path).convert("RGB")
-    assert image.size == (640, 320)
-    pixels = np.asarray(image).reshape(-1, 3)
-    red = int((pixels == (230, 90, 70)).all(axis=1).sum())  # the agent's bars
-    assert red > 500
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape[1] == 1280
+    blue = (np.abs(image.astype(int) - (31, 119, 180)).sum(axis=2) < 6)  # the agent's colour (matplotlib C0)
+    assert blue.sum() > 500
+    # along the bottom row of the bars: one bar for 100 and 110 (the same bin), one for 900
+    row = blue[np.flatnonzero(blue.any(axis=1))[-1]]
+    starts = np.flatnonzero(row[1:] & ~row[:-1])
+    assert len(starts) + int(row[0]) == 2
+    tall = blue.sum(axis=0)  # the first bar (2 deaths) is twice as tall as the second (1 death)
+    first, second = tall[: starts[0] + 40].max(), tall[starts[1]:].max()
+    assert abs(first / second - 2) < 0.15, (first, second)
     assert draw_deaths({"game": "x", "policies": {"agent": {"death_progress": [], "progress": [1]}}},
                        tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
 
