@@ -961,6 +961,63 @@ def causality_score(
                   "or a smaller --min-distance.")
 
 
+# ---------------------------------------------------------------- render
+@app.command("render")
+@handle_errors
+def render(
+    paths: List[Path] = typer.Argument(..., help="1 to 4 recordings, or a folder of them (- reads paths from stdin, "
+                                       "one per line). Several play side by side, step k of each in one frame."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="The video to write: NAME.mp4 (H.264, plays in "
+                                  "browsers), NAME.webm (VP9) or NAME.gif (short clips). Never overwritten."),
+    speed: float = typer.Option(1.0, "--speed", help="1 plays at the recording's real speed (its hz steps a second, "
+                                "one frame per step); 0.5 half as fast, 2 twice."),
+    scale: int = typer.Option(2, "--scale", min=1, max=16, help="Zoom of the game frames (nearest neighbour)."),
+    start: Optional[str] = typer.Option(None, "--from", help="First step shown: a step (120), seconds (6s, 6.5s) "
+                                        "or MM:SS (0:06). Default: step 0."),
+    stop: Optional[str] = typer.Option(None, "--to", help="Stop before this step (--from is shown, --to is not); "
+                                       "the same forms as --from. Default: the end of the longest recording."),
+    label: Optional[List[str]] = typer.Option(None, "--label", help="A label per recording, in order (repeat "
+                                              "the option). Default: each recording's folder name."),
+    no_overlay: bool = typer.Option(False, "--no-overlay", help="Only the game frames: no labels, controller, "
+                                    "actor, instruction, event or step counter."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Render recordings as a video: the game at its real speed, the buttons held, who acted, the instruction.
+
+    Below each game frame a panel shows a controller with the buttons held at that step lit, the actor
+    (coloured; a takeover shows as a change of colour and "(from ...)"), the step and time, an event
+    (death, win) for a second after it happens, and the active instruction from the recording's
+    annotations.json. 2 to 4 recordings play side by side aligned by step; one that ends first shows
+    its last frame dimmed, marked "ended". GIFs above 50 fps keep every n-th step.
+
+    Example: `contra-bc render runs/expert60/episode-0000 runs/expert60/episode-0001 --from 5s --to 20s --out pair.mp4`
+
+    Exit codes: 0 written, 2 bad input (unreadable recording, unknown suffix, existing file, more than 4
+    recordings, empty range), 130 interrupted (no partial file is left).
+    """
+    paths = _stdin_paths(paths)
+    from contra_bc import render as render_mod
+    from contra_bc.ui import err, print_json, print_paths, progress
+
+    with progress() as bar:
+        task = bar.add_task("render", total=None)
+
+        def on_frame(done, total):
+            bar.update(task, completed=done, total=total)
+
+        summary = render_mod.render(paths, out_file, speed=speed, scale=scale, start=start, stop=stop,
+                                    labels=label or None, overlay=not no_overlay, on_frame=on_frame)
+    if json_out:
+        print_json(summary)
+        return
+    if summary.get("note"):
+        err.print(f"[yellow]note:[/] {summary['note']}", soft_wrap=True)
+    err.print(f"wrote {summary['out']}: {summary['frames']} frames, {summary['width']}x{summary['height']}, "
+              f"{summary['fps']:g} fps, {summary['duration_s']:.1f} s (steps {summary['steps'][0]} to "
+              f"{summary['steps'][1] - 1} of {len(summary['recordings'])} recording(s))", highlight=False)
+    print_paths([summary["out"]])
+
+
 # ---------------------------------------------------------------- export
 @app.command("export")
 @handle_errors

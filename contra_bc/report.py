@@ -236,6 +236,7 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
             dst = images / Path(src).name
             shutil.copyfile(src, dst)
             pictures.append((label, dst.relative_to(run_dir)))
+    pictures += _clips(run_dir, images)
     if pictures:
         lines += ["", "## Pictures", ""]
         for label, rel in pictures:
@@ -243,6 +244,39 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
     path = run_dir / "report.md"
     atomic.write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+CLIP_STEPS = 300   # 15 s at 20 Hz
+
+
+def _clips(run_dir: Path, images: Path) -> list[tuple[str, Path]]:
+    """GIFs of the agent's best and worst evaluation episodes beside the first expert recording:
+    the last CLIP_STEPS steps of the best (how far it got, or how it won) and the CLIP_STEPS steps
+    up to the worst one's first death."""
+    from contra_bc.render import render
+
+    evaluation = _load(run_dir / "eval" / "evaluation.json") or {}
+    episodes = [e for e in (evaluation.get("episodes_detail") or {}).get("agent", [])
+                if e.get("recording") and Path(e["recording"]).is_dir()]
+    experts = find_recordings([run_dir / "expert20"]) if (run_dir / "expert20").is_dir() else []
+    if not episodes or not experts:
+        return []
+    best = max(episodes, key=lambda e: (e.get("progress", 0), -e.get("steps", 0)))
+    worst = min(episodes, key=lambda e: (e.get("progress", 0), e.get("steps", 0)))
+    clips = []
+    for kind, e in (("best", best), ("worst", worst)):
+        rec = read_recording(Path(e["recording"]))
+        deaths = [i for i, ev in enumerate(rec.column("event")) if ev in ("death", "game_over")]
+        end = min(rec.n_steps, deaths[0] + 20) if kind == "worst" and deaths else rec.n_steps
+        out = images / f"agent-{kind}.gif"
+        if out.exists():
+            out.unlink()  # report-images/ is the report's own folder: rewritten on every run
+        render([Path(e["recording"]), experts[0]], out, scale=1, start=max(0, end - CLIP_STEPS), stop=end,
+               labels=[f"agent, {kind} episode ({e.get('outcome')}, progress {e.get('progress')})",
+                       f"expert ({experts[0].name})"])
+        clips.append((f"The agent's {kind} evaluation episode beside the expert (steps {max(0, end - CLIP_STEPS)}"
+                      f"-{end})", out.relative_to(run_dir)))
+    return clips
 
 
 def _first_png(run_dir: Path):

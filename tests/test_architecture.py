@@ -24,7 +24,6 @@ SUBCOMMANDS = {
     "play": ("contra_bc.play",),
     "causality-score": ("contra_bc.causality",),
     "report": ("contra_bc.report",),
-    "render": ("contra_bc.render",),
 }
 TOP = ("contra_bc.cli", "contra_bc.__main__")
 

@@ -22,7 +22,7 @@ from contra_bc.emulator import digest64
 from contra_bc.formats.recording import read_recording
 
 COMMANDS = ["record", "replay-verify", "downsample-check", "annotate", "build-dataset", "train", "play",
-            "causality-score"]
+            "causality-score", "render"]
 
 
 def snapshot(path: Path) -> dict:
