@@ -657,7 +657,8 @@ def train(
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Write a train line to metrics.jsonl every N steps."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader worker processes."),
-    text_encoder: Optional[str] = typer.Option(None, "--text-encoder", help="auto, minilm or hashed."),
+    text_encoder: Optional[str] = typer.Option(None, "--text-encoder", help="auto, minilm, hashed, or any "
+                                              "sentence-transformers model name (from the local cache) or folder."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from RUN/last, exactly."),
     json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ):

