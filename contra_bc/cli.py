@@ -332,13 +332,16 @@ def replay_verify(
     from contra_bc.replay import VerifyJob, verify
     from contra_bc.ui import emit, err, print_json, print_paths
 
+    if junit is not None:
+        junit_xml.check_target(junit)
     recs = find_recordings(paths)
     jobs = [VerifyJob(str(r), check_video, str(report_dir)) for r in recs]
     results = _run_jobs(verify, jobs, workers, _games_of(recs), "replay-verify",
                         each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
+    cases = junit_xml.verify_cases(results)
     if junit is not None:
-        junit_xml.write(junit, "replay-verify", junit_xml.verify_cases(results))
-    junit_xml.github_annotations(junit_xml.verify_cases(results))
+        junit_xml.write(junit, "replay-verify", cases)
+    junit_xml.github_annotations(cases)
     if json_out:
         print_json(results)
     else:
@@ -399,6 +402,8 @@ def downsample_check(
 
     if mode not in downsample.MODES:
         raise UserError(f"--mode must be one of {', '.join(downsample.MODES)}, not {mode!r}.")
+    if junit is not None:
+        junit_xml.check_target(junit)
     recs = find_recordings(paths)
     jobs = [downsample.DownsampleJob(str(r), mode, from_hz, to_hz, window, str(report_dir)) for r in recs]
     results = _run_jobs(downsample.check, jobs, workers, _games_of(recs), f"downsample-check ({mode})",
@@ -812,6 +817,8 @@ def play(
                               instruction=instruction, baseline=baseline, threads=threads, corrector=corrector,
                               lookahead=lookahead, hold=hold)
     play_mod.check_options(cfg)
+    if junit is not None:
+        junit_xml.check_target(junit)
     play_mod.resolve_pacing(cfg)  # loads and checks the checkpoint before anything starts
     if not fast and episodes == 1 and not corrector:
         if out is None:

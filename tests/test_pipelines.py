@@ -169,3 +169,15 @@ def test_ci_workflow_verifies_the_recordings_of_a_repository(recorded, shell_env
     suite = ET.parse(repo / "replay-verify.xml").getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
     assert list((repo / "replay-report").glob("*.png"))
+
+
+def test_a_junit_path_that_cannot_be_written_is_a_clear_error(recorded, shell_env, tmp_path):
+    work, listed = recorded
+    (tmp_path / "a-folder").mkdir()
+    for target, words in ((tmp_path / "a-folder", "is a directory"),
+                          (tmp_path / "a-file" / "x.xml", "cannot be written")):
+        if "a-file" in str(target):
+            (tmp_path / "a-file").write_text("not a folder")
+        proc = bash(f"contra-bc replay-verify {listed[0]} --junit {target}", shell_env, work)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (tmp_path / "a-file").read_text() == "not a folder"

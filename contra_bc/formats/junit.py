@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from contra_bc.errors import UserError
 from contra_bc.formats.atomic import write_bytes
 
 
@@ -43,8 +44,19 @@ def write(path: Path, suite: str, cases: list[Case]) -> None:
         elif c.error is not None:
             ET.SubElement(case, "error", message=c.error).text = c.details or c.error
     ET.indent(root)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(Path(path), ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
+    check_target(path)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(Path(path), ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
+    except OSError as exc:
+        raise UserError(f"--junit {path}: the report cannot be written ({exc.strerror or exc}). Give a file "
+                        "path in a folder you can write to.") from None
+
+
+def check_target(path: Path) -> None:
+    """UserError when ``path`` cannot be a JUnit file (checked before the work, and again at the write)."""
+    if Path(path).is_dir():
+        raise UserError(f"--junit {path} is a directory; give the report file's path, e.g. {Path(path) / 'junit.xml'}.")
 
 
 def github_annotations(cases: list[Case]) -> None:
