@@ -489,7 +489,8 @@ def annotate(
 
     `GEMINI_API_KEY=... contra-bc annotate runs/big-session --batch`
 
-    `contra-bc annotate runs/expert/episode-0000 --from-table examples/outpost-level1-annotations.md`
+    `contra-bc annotate runs/expert --from-table examples/outpost-level1-annotations.md` (the table's
+    times on every recording's clock)
 
     Exit codes: 0 all annotated or up to date, 1 some recordings failed (listed), 2 bad input
     (no API key, bad table, not a recording), 130 interrupted (finished files are kept).
@@ -500,8 +501,8 @@ def annotate(
     from contra_bc.ui import emit, err, print_json, print_paths, progress
 
     if from_table is not None:
-        result = annotate_lib.import_table(paths, from_table, out_dir=out_dir, force=force)
-        results = [result]
+        results = annotate_lib.import_table(paths, from_table, out_dir=out_dir, force=force,
+                                            on_result=lambda r: emit({"event": "recording", **r}) if json_out else None)
     else:
         settings = annotate_lib.Settings(
             model=model or default_model(), prompt_file=prompt, out_dir=out_dir,
@@ -564,6 +565,9 @@ def build_dataset(
     include_incomplete: bool = typer.Option(False, "--include-incomplete", help="Keep the recorded prefix of interrupted recordings."),
     append: bool = typer.Option(False, "--append", help="Add the recordings to the existing dataset at --out."),
     no_filter: bool = typer.Option(False, "--no-filter", help="Keep episodes the quality filter would drop."),
+    aux: str = typer.Option("", "--aux", help="Comma-separated game variables to store per frame (e.g. "
+                            "enemy_bullet_x_0,enemy_bullet_on_0): train teaches the image encoder to read them "
+                            "off the screen (an auxiliary loss; play never uses them)."),
     max_hold_fraction: float = typer.Option(0.9, "--max-hold-fraction", help="Drop an episode whose non-direction "
                                             "button is held without release for more than this share of its steps."),
     min_changes_per_minute: float = typer.Option(20.0, "--min-changes-per-minute", help="Drop an episode whose action "
@@ -594,6 +598,7 @@ def build_dataset(
                         require_annotations=require_annotations, val_fraction=val_fraction, seed=seed,
                         frame_size=frame_size, workers=workers, verify=verify,
                         include_incomplete=include_incomplete, append=append,
+                        aux=tuple(v.strip() for v in aux.split(",") if v.strip()),
                         quality=QualityFilter(max_hold_fraction=max_hold_fraction,
                                               min_changes_per_minute=min_changes_per_minute,
                                               min_steps=filter_min_steps, enabled=not no_filter))
@@ -643,6 +648,9 @@ def train(
     focus: Optional[int] = typer.Option(None, "--focus", help="Show each training sequence that holds a rare "
                                         "press (a button going down less than once per window: a jump start) "
                                         "this many times per epoch (default 1)."),
+    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="Weight of the auxiliary loss on a "
+                                               "dataset built with --aux: a head reads those game variables off "
+                                               "each frame's image tokens (default 1; 0 turns it off)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the weights of this checkpoint or RUN "
                                         "(fine-tuning, e.g. after a correction round): its preset and window, a "
                                         "new optimizer and learning-rate schedule."),
@@ -694,7 +702,7 @@ def train(
     flags = {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
              "grad_accum": grad_accum, "window": window, "sequence": sequence, "jitter": jitter,
              "text_dropout": text_dropout, "image_norm": image_norm, "press_weight": press_weight, "focus": focus, "image_input": image_input,
-             "init": str(init) if init else None, "lr": lr, "seed": seed, "device": device,
+             "aux_weight": aux_weight, "init": str(init) if init else None, "lr": lr, "seed": seed, "device": device,
              "compile": compile, "augment": augment, "eval_every": eval_every, "eval_batches": eval_batches, "save_every": save_every,
              "log_every": log_every, "workers": workers, "text_encoder": text_encoder}
     options.update({k: v for k, v in flags.items() if v is not None})

@@ -38,6 +38,7 @@ class TrainConfig:
     jitter: bool = True               # cut training sequences at seeded offsets, new ones every epoch
     press_weight: float = 1.0         # loss weight of steps where a button goes down (jump starts, shots)
     focus: int = 1                    # show training sequences holding a rare press (a jump start) this many times
+    aux_weight: float = 1.0           # weight of the aux head's loss on a dataset built with --aux (0: off)
     image_input: str = "pool"         # image encoder input: pool (average k x k pixels) or unshuffle (keep them all)
     text_dropout: float = 0.5         # chance a training sequence is shown with no instruction (the null text
                                       # token), so the policy also runs without text, as play does by default
@@ -185,8 +186,9 @@ def _to(batch, device):
 
 
 # ----------------------------------------------------------------------------- metrics
-def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
-    """Validation: loss / perplexity per action group, accuracy / precision / recall per button."""
+def evaluate(model, tc: TrainConfig, window: int, device, aux: bool = False) -> dict:
+    """Validation: loss / perplexity per action group, accuracy / precision / recall per button; with ``aux``
+    the aux head's mean squared error (standardised units: 1.0 = no better than the mean)."""
     import torch
 
     schema = model.schema
@@ -202,6 +204,7 @@ def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
     # decisive actions that per-button accuracy hides; tp fp fn and the summed probability at true edges
     singles = [(g, grp.bits[0], grp.name) for g, grp in enumerate(schema.groups) if len(grp.bits) == 1]
     edges = {name: [0, 0, 0, 0.0] for _, _, name in singles}
+    aux_sum, aux_n = 0.0, 0
     model.eval()
 
     def batches():
@@ -216,7 +219,11 @@ def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
     with torch.no_grad():
         for batch in batches():
             batch = _to(batch, device)
+            if not aux:
+                batch.pop("aux", None)
             _, stats = model.loss(batch, z_loss=0.0)
+            if "aux" in stats:
+                aux_sum, aux_n = aux_sum + float(stats["aux"]), aux_n + 1
             k = int(stats["count"])
             if not k:
                 continue
@@ -247,6 +254,8 @@ def evaluate(model, tc: TrainConfig, window: int, device) -> dict:
     if not count:
         return {}
     out = {"val_steps": count, "loss": float(nll.sum() / count)}
+    if aux_n:
+        out["aux"] = aux_sum / aux_n
     for g, v in zip(schema.groups, nll / count):
         out[f"nll/{g.name}"] = float(v)
         out[f"ppl/{g.name}"] = float(math.exp(v))
@@ -288,6 +297,20 @@ def draw_loss_png(run: Path) -> None:
     line_charts([{"series": {k: sorted(v) for k, v in series.items() if v}, "markers": ["val"], "log_y": True,
                   "legend": True, "xlabel": "optimizer step", "ylabel": "loss (log scale)"}],
                 run / "loss.png", title=f"{run.name}: training loss and validation points")
+
+
+def _set_aux_scale(model, ds) -> None:
+    """The aux targets' mean and spread over the train split (a constant variable gets spread 1)."""
+    import numpy as np
+    import torch
+
+    values = [ds.aux(e["episode_index"]) for e in ds.split_episodes("train")]
+    values = np.concatenate(values) if values else np.zeros((0, len(ds.aux_variables)), np.float32)
+    if not len(values):
+        return
+    std = values.std(axis=0)
+    model.aux_mean.copy_(torch.from_numpy(values.mean(axis=0)))
+    model.aux_std.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
 
 
 # ----------------------------------------------------------------------------- training state (no pickle)
@@ -420,7 +443,8 @@ def train(tc: TrainConfig, on_step=None) -> dict:
         raise UserError(f"--image-input must be pool or unshuffle, not {tc.image_input!r}.")
     model_cfg = dataclasses.replace(preset, history=tc.window or preset.history, image_norm=tc.image_norm,
                                     cnn_input=tc.image_input if preset.cnn_input_pool > 1 else "pool",
-                                    layer_windows=None, frame_size=int(info.get("frame_size", [192])[0]))
+                                    layer_windows=None, frame_size=int(info.get("frame_size", [192])[0]),
+                                    aux_outputs=len(ds.aux_variables) if tc.aux_weight > 0 else 0)
     init_ckpt = None
     if tc.init and not tc.resume:  # the model's shape is the checkpoint's
         from contra_bc.model.model import ModelConfig
@@ -438,6 +462,8 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                             f"{model_cfg.history}; pass --preset {saved.get('preset')} and --window "
                             f"{model_cfg.history} (or leave --window out).")
         _check_checkpoint_buttons("--init", init_ckpt, saved, tc.dataset, info, "Its action heads would not fit.")
+    # the aux loss needs a head for exactly the dataset's variables (an --init checkpoint may have none)
+    aux_on = tc.aux_weight > 0 and bool(ds.aux_variables) and model_cfg.aux_outputs == len(ds.aux_variables)
     window = model_cfg.history
     smallest = model_cfg.cnn_input_pool * 16  # the image encoder halves the frame 4 times after pooling it
     if model_cfg.frame_size < smallest:
@@ -460,6 +486,8 @@ def train(tc: TrainConfig, on_step=None) -> dict:
         except RuntimeError as exc:
             raise UserError(f"--init: {init_ckpt}/model.safetensors does not fit its config.json "
                             f"({str(exc).splitlines()[0][:200]}); the checkpoint is damaged.") from None
+    if aux_on and init_ckpt is None and not tc.resume:
+        _set_aux_scale(model, ds)
     encoder = _text_encoder(tc.text_encoder)
     texts = list(ds.texts)
     table = encoder.encode(texts) if texts else torch.zeros(0, encoder.dim)
@@ -510,7 +538,8 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                   "text_encoder": {"id": encoder.id, "dim": encoder.dim},
                   "dataset": {"path": str(tc.dataset), "game": info.get("game"), "buttons": info["buttons"],
                               "frame_size": info.get("frame_size"), "fps": info.get("fps")},
-                  "texts": texts, "train": asdict(tc), "parameters": count_parameters(model)}
+                  "texts": texts, "train": asdict(tc), "parameters": count_parameters(model),
+                  "aux_variables": ds.aux_variables if aux_on else []}
         return ckfmt.save_checkpoint(run, at_step, config,
                                      {"model": model.state_dict(), "text_table": {"embeddings": table},
                                       "training_state": tensors},
@@ -531,9 +560,11 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                 lr = lr_at(step, base_lr, tc)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                loss_sum, nll_sum = 0.0, [0.0] * len(schema.groups)
+                loss_sum, aux_sum, nll_sum = 0.0, 0.0, [0.0] * len(schema.groups)
                 for micro in range(tc.grad_accum):
                     batch = _to(batches.next(), device)
+                    if not aux_on:
+                        batch.pop("aux", None)
                     batch["text"] = drop_text(batch["text"], tc.seed, step, micro, dist.rank, tc.text_dropout)
                     frames = batch["frames"]
                     if tc.augment:
@@ -543,9 +574,10 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                     last_micro = micro == tc.grad_accum - 1
                     ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
                     with ctx, autocast:
-                        loss, stats = fwd(batch, frames, tc.z_loss, tc.press_weight)
+                        loss, stats = fwd(batch, frames, tc.z_loss, tc.press_weight, tc.aux_weight if aux_on else 0.0)
                         (loss / tc.grad_accum).backward()
                     loss_sum += float(loss.detach()) / tc.grad_accum
+                    aux_sum += float(stats.get("aux", 0.0)) / tc.grad_accum
                     nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 opt.step()
@@ -557,13 +589,15 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                 now = time.perf_counter()
                 record = {"kind": "train", "step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
                           **{f"nll/{g.name}": v for g, v in zip(schema.groups, nll_sum)}}
+                if aux_on:
+                    record["aux"] = aux_sum
                 if step % tc.log_every == 0 or step == stop:
                     record["steps_per_s"] = (step - s_last) / max(1e-9, now - t_last)
                     record["samples_per_s"] = record["steps_per_s"] * tc.batch_size * tc.grad_accum * dist.world
                     t_last, s_last = now, step
                     append_metrics(run, record)
                 if step % tc.eval_every == 0 or step == stop:
-                    last_val = evaluate(model, tc, sequence, device)
+                    last_val = evaluate(model, tc, sequence, device, aux_on)
                     if last_val:
                         append_metrics(run, {"kind": "val", "step": step, **last_val})
                     draw_loss_png(run)

@@ -36,9 +36,7 @@ contra-bc downsample-check "$OUT/expert20" --workers "$WORKERS" --report-dir "$O
 grep -h '"headline"' "$OUT/downsample.json" "$OUT/control.json" >&2
 
 step "4/9 annotations: import the hand-written Level 1 table (Gemini needs a key: see examples/annotate_gemini.sh)"
-for rec in "$OUT"/expert20/episode-* "$OUT"/noisy20/episode-*; do
-  contra-bc annotate "$rec" --from-table examples/outpost-level1-annotations.md --json > /dev/null
-done
+contra-bc annotate "$OUT/expert20" "$OUT/noisy20" --from-table examples/outpost-level1-annotations.md --json > /dev/null
 
 step "5/9 build-dataset"
 contra-bc build-dataset "$OUT/expert20" "$OUT/noisy20" --out "$OUT/dataset" --workers "$WORKERS" --json > "$OUT/dataset.json"

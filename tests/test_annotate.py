@@ -605,7 +605,28 @@ def test_bad_tables_are_user_errors(session_dir, tmp_path):
         assert proc.returncode == 2 and message in " ".join(proc.stderr.split()), proc.stderr
         assert "Traceback" not in proc.stderr
     proc = cli("annotate", session_dir, "--from-table", tmp_path / "bad0.md")
-    assert proc.returncode == 2 and "exactly one recording" in proc.stderr
+    assert proc.returncode == 2 and "line 3" in " ".join(proc.stderr.split())
+
+
+def test_one_table_annotates_every_recording_in_one_call(session_dir, tmp_path):
+    table = tmp_path / "good.md"
+    table.write_text("| Start | End | Text |\n|---|---|---|\n| 00:01 | 00:04 | Fly up to the top lane. |\n")
+    proc = cli("annotate", session_dir, "--from-table", table, "--out-dir", tmp_path / "all", "--json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()[:-1]]
+    assert [e["event"] for e in events] == ["recording", "recording"]
+    assert [r["status"] for r in last_json(proc.stdout)] == ["annotated", "annotated"]
+    for rec in sorted(p for p in session_dir.iterdir() if p.is_dir()):
+        doc = read_annotations(tmp_path / "all" / f"{rec.name}.annotations.json")
+        assert doc["recording"]["steps"] == read_recording(rec).n_steps and len(doc["entries"]) == 1
+    again = cli("annotate", session_dir, "--from-table", table, "--out-dir", tmp_path / "all", "--json")
+    assert [r["status"] for r in last_json(again.stdout)] == ["up to date", "up to date"]
+    clash = tmp_path / "twice"  # two recordings of the same name would share one file in --out-dir
+    for name in ("a", "b"):
+        (clash / name).mkdir(parents=True)
+        (clash / name / "episode-0000").symlink_to(sorted(session_dir.iterdir())[0], target_is_directory=True)
+    proc = cli("annotate", clash / "a", clash / "b", "--from-table", table, "--out-dir", tmp_path / "clash")
+    assert proc.returncode == 2 and "episode-0000" in proc.stderr and not (tmp_path / "clash").exists()
 
 
 def test_example_table_parses():

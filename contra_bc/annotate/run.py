@@ -532,19 +532,35 @@ def _sdk_version() -> str:
 
 
 # ---------------------------------------------------------------- hand-written tables
-def import_table(paths: list[Path], table_file: Path, *, out_dir: Path | None = None, force: bool = False) -> dict:
-    """Write the annotations file of ONE recording from a `| Start | End | Text |` table (no network)."""
+def import_table(paths: list[Path], table_file: Path, *, out_dir: Path | None = None, force: bool = False,
+                 on_result=None) -> list[dict]:
+    """Write the annotations file of every recording under ``paths`` from one `| Start | End | Text |`
+    table (no network): the same times on each recording's clock, for runs that play the same way.
+    Each file is written whole before the next; a stopped call is resumed by running it again."""
     import hashlib
 
     recordings = find_recordings(paths)
-    if len(recordings) != 1:
-        raise UserError(f"--from-table annotates exactly one recording, but {len(recordings)} were found under "
-                        f"{', '.join(map(str, paths))}. Pass the one recording directory the table describes.")
-    rec_path = recordings[0]
     rows, text = read_table(table_file)
     table_sha1 = hashlib.sha1(text.encode()).hexdigest()
     if out_dir is not None:
+        names = [p.name for p in recordings]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise UserError(f"--out-dir {out_dir} would get one file for several recordings named "
+                            f"{', '.join(twice)} (the file is named after the recording). Annotate those "
+                            f"folders in separate calls with their own --out-dir, or leave --out-dir out to "
+                            f"write annotations.json inside each recording.")
         out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for rec_path in recordings:
+        results.append(_import_one(rec_path, table_file, rows, table_sha1, out_dir, force))
+        if on_result:
+            on_result(results[-1])
+    return results
+
+
+def _import_one(rec_path: Path, table_file: Path, rows: list, table_sha1: str, out_dir: Path | None,
+                force: bool) -> dict:
     out_path = _output_path(rec_path, out_dir)
     state = None if force else _existing(out_path, rec_path, source="table", same_key={"table_sha1": table_sha1})
     if state == "same":

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from contra_bc.dataset.quality import QualityFilter, judge, measure
 from contra_bc.errors import UserError
 from contra_bc.formats import annotations as ann
 from contra_bc.formats import dataset as fmt
-from contra_bc.formats.recording import find_recordings, read_recording
+from contra_bc.formats.recording import VAR_PREFIX, find_recordings, read_recording
 
 TRAINED_ACTORS = ("human", "script", "corrector")
 
@@ -45,6 +45,7 @@ class BuildOptions:
     verify: bool = False
     include_incomplete: bool = False
     append: bool = False
+    aux: tuple = ()                   # game variables stored per frame for the encoder's auxiliary loss
     quality: QualityFilter = field(default_factory=QualityFilter)
 
 
@@ -59,6 +60,7 @@ class ConvertJob:
     length: int
     text_index: list
     frame_size: int
+    aux: tuple = ()
 
 
 def sha1_files(paths) -> str:
@@ -97,7 +99,12 @@ def convert(job: ConvertJob) -> dict:
     actions = rec.actions[:job.length]
     loss = np.isin(actors, TRAINED_ACTORS)
     size = (job.frame_size, job.frame_size)
-    writer = fmt.ShardWriter(out, episode_index=job.episode_index, index_start=job.index_start, frame_size=size)
+    aux = None
+    if job.aux:  # the variables as the frame shows them: row k holds them after step k, frame k is before it
+        after = np.stack([rec.column(VAR_PREFIX + v)[:job.length] for v in job.aux], axis=1).astype(np.float32)
+        aux = np.concatenate([after[:1], after[:-1]])
+    writer = fmt.ShardWriter(out, episode_index=job.episode_index, index_start=job.index_start, frame_size=size,
+                             n_aux=len(job.aux))
     try:
         n = 0
         with StopSignals() as stop:
@@ -108,7 +115,8 @@ def convert(job: ConvertJob) -> dict:
                                     f"(its hash differs from steps.parquet's); a video segment was replaced, "
                                     f"renamed or damaged. Check it with `contra-bc replay-verify {rec.path} "
                                     f"--check-video`, re-record it, or leave it out of the dataset.")
-                writer.add(actions[n], job.text_index[n], loss[n], preprocess_frame(frame, job.frame_size))
+                writer.add(actions[n], job.text_index[n], loss[n], preprocess_frame(frame, job.frame_size),
+                           None if aux is None else aux[n])
                 n += 1
             if n != job.length:
                 raise UserError(f"{rec.path} has {job.length} steps but its video holds only {n} frames; the "
@@ -164,6 +172,11 @@ def scan(path: Path, opts: BuildOptions) -> dict:
     if rec.n_steps == 0:
         item.update(status="skipped", reason="no steps")
         return item
+    lacking = [v for v in opts.aux if v not in meta.get("variables", [])]
+    if lacking:
+        raise UserError(f"--aux {','.join(opts.aux)}: {path} does not record {', '.join(lacking)} (it records "
+                        f"{', '.join(meta.get('variables', [])) or 'no variables'}). Name variables the game's JSON "
+                        f"declares (`contra-bc games --json` lists them) and re-record, or drop --aux.")
     doc, doc_sha1 = _annotations_for(rec, opts, item["video_sha1"])
     item["texts"] = ann.text_per_step(doc, rec.n_steps) if doc else [None] * rec.n_steps
     item["annotated"], item["annotations_sha1"] = doc is not None, doc_sha1
@@ -260,6 +273,11 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
             if existing_info["frame_size"] != [opts.frame_size, opts.frame_size]:
                 raise UserError(f"{out} holds {existing_info['frame_size']} frames; append with "
                                 f"--frame-size {existing_info['frame_size'][0]}.")
+            held = fmt.aux_variables(existing_info)
+            if opts.aux and list(opts.aux) != held:
+                raise UserError(f"{out} stores the aux variables {held or 'none'}; append with "
+                                f"{'--aux ' + ','.join(held) if held else 'no --aux'} (every shard has the same columns).")
+            opts = replace(opts, aux=tuple(held))
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         what = "a dataset" if (out / fmt.INFO).is_file() else "not empty"
         raise UserError(f"{out} already exists and is {what}; build-dataset never overwrites. Add recordings "
@@ -309,7 +327,8 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
                         "video_sha1": it["video_sha1"], "annotations_sha1": it["annotations_sha1"],
                         "complete": it["complete"]})
         jobs.append(ConvertJob(it["path"], ep["data_file"], idx, next_index, it["steps"],
-                               [None if t is None else text_ids[t] for t in it["texts"]], opts.frame_size))
+                               [None if t is None else text_ids[t] for t in it["texts"]], opts.frame_size,
+                               tuple(opts.aux)))
         it.update(episode_index=idx, split=split)
         next_index += it["steps"]
 
@@ -332,7 +351,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
     info = fmt.make_info(game=game, platform=new[0]["platform"], fps=new[0]["hz"],
                          frames_per_step=new[0]["frames_per_step"], frame_size=(opts.frame_size, opts.frame_size),
                          buttons=new[0]["buttons"], episodes=episodes, n_texts=len(texts), sources=sources,
-                         build={"runs": runs})
+                         build={"runs": runs}, aux=list(opts.aux))
 
     if existing_info:
         root = out

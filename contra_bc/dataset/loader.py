@@ -3,7 +3,8 @@
     ds = DatasetReader(path)                      # info, texts, episodes
     wd = WindowDataset(path, split="train", window=32)
     item = wd[0]    # frames uint8 [T,H,W,3], actions int64 [T], text int64 [T] (-1 none),
-                    # loss_mask bool [T], valid bool [T], episode int64, start int64
+                    # loss_mask bool [T], valid bool [T], episode int64, start int64,
+                    # aux float32 [T, n] (only for a dataset built with --aux)
     loader = make_loader(path, split="train", window=32, batch_size=8, seed=0, workers=2)
 
 Windows never cross an episode boundary; an episode's last window is padded at
@@ -43,6 +44,8 @@ class DatasetReader:
             for e in fmt.read_episodes(self.path, self.info)]
         h, w = self.info["frame_size"]
         self.frame_shape = (h, w, 3)
+        self.aux_variables = fmt.aux_variables(self.info)
+        self._columns = _COLUMNS + (["aux"] if self.aux_variables else [])
         self.cache_groups = cache_groups
         self._files: dict = {}
         self._cache: OrderedDict = OrderedDict()
@@ -91,7 +94,7 @@ class DatasetReader:
         pf, _ = self._file(rel)
         width = int(np.prod(self.frame_shape))
         try:
-            table = pf.read_row_group(g, columns=_COLUMNS, use_threads=False)
+            table = pf.read_row_group(g, columns=self._columns, use_threads=False)
             column = table.column("frame")
             frames = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
             if frames.type.byte_width != width:
@@ -104,6 +107,8 @@ class DatasetReader:
                 "loss_mask": table.column("loss_mask").to_numpy(zero_copy_only=False).astype(bool),
                 "frame": raw.reshape((len(frames),) + self.frame_shape),
             }
+            if self.aux_variables:
+                group["aux"] = _aux_array(table.column("aux"), len(self.aux_variables))
         except (pa.ArrowException, OSError, ValueError, KeyError, AttributeError) as exc:
             raise UserError(f"{self.path / rel} is damaged: row group {g} cannot be read ({exc}). Rebuild the "
                             f"dataset with `contra-bc build-dataset`.") from None
@@ -137,6 +142,21 @@ class DatasetReader:
         _, actions, mask = self._actions_of
         return actions[lo:lo + n], mask[lo:lo + n]
 
+    def aux(self, episode_index: int) -> np.ndarray:
+        """One episode's aux column [steps, n] (float32), without decoding any frame."""
+        import pyarrow as pa
+
+        ep = self.episodes[episode_index]
+        pf, _ = self._file(ep["data_file"])
+        try:
+            column = pf.read(columns=["aux"], use_threads=False).column("aux")
+            values = _aux_array(column, len(self.aux_variables))
+        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{self.path / ep['data_file']} is damaged: its aux column cannot be read ({exc}). "
+                            f"Rebuild the dataset with `contra-bc build-dataset`.") from None
+        lo = ep["file_row_start"]
+        return values[lo:lo + ep["length"]]
+
     def read(self, episode_index: int, start: int, stop: int) -> dict:
         """Rows [start, stop) of one episode as numpy arrays (frame, action, text, loss_mask)."""
         ep = self.episodes[episode_index]
@@ -145,7 +165,7 @@ class DatasetReader:
         rel = ep["data_file"]
         _, starts = self._file(rel)
         lo, hi = ep["file_row_start"] + start, ep["file_row_start"] + stop
-        parts = {k: [] for k in ("frame", "action", "text", "loss_mask")}
+        parts = {k: [] for k in ("frame", "action", "text", "loss_mask") + (("aux",) if self.aux_variables else ())}
         g = int(np.searchsorted(starts, lo, side="right") - 1)
         while lo < hi:
             group = self._group(rel, g)
@@ -155,9 +175,18 @@ class DatasetReader:
             lo = starts[g] + b
             g += 1
         if not parts["frame"]:
-            return {"frame": np.zeros((0,) + self.frame_shape, np.uint8), "action": np.zeros(0, np.int64),
-                    "text": np.zeros(0, np.int64), "loss_mask": np.zeros(0, bool)}
+            empty = {"frame": np.zeros((0,) + self.frame_shape, np.uint8), "action": np.zeros(0, np.int64),
+                     "text": np.zeros(0, np.int64), "loss_mask": np.zeros(0, bool)}
+            if self.aux_variables:
+                empty["aux"] = np.zeros((0, len(self.aux_variables)), np.float32)
+            return empty
         return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
+
+
+def _aux_array(column, n: int) -> np.ndarray:
+    """A fixed-size-list float32 column -> [rows, n]."""
+    flat = column.combine_chunks().flatten() if column.num_chunks != 1 else column.chunk(0).flatten()
+    return flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, n)
 
 
 def press_edges(actions: np.ndarray, loss_mask: np.ndarray, n_bits: int) -> np.ndarray:
@@ -243,10 +272,15 @@ class WindowDataset(Dataset):
         loss[:n] = rows["loss_mask"]
         valid = np.zeros(t, bool)
         valid[:n] = True
-        return {"frames": torch.from_numpy(frames), "actions": torch.from_numpy(actions),
+        item = {"frames": torch.from_numpy(frames), "actions": torch.from_numpy(actions),
                 "text": torch.from_numpy(text), "loss_mask": torch.from_numpy(loss),
                 "valid": torch.from_numpy(valid), "episode": torch.tensor(episode, dtype=torch.int64),
                 "start": torch.tensor(start, dtype=torch.int64)}
+        if self.reader.aux_variables:
+            aux = np.zeros((t, len(self.reader.aux_variables)), np.float32)
+            aux[:n] = rows["aux"]
+            item["aux"] = torch.from_numpy(aux)
+        return item
 
 
 class WindowBatches(Sampler):

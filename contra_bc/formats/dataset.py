@@ -6,7 +6,8 @@
     meta/texts.parquet      text_index -> instruction text
     data/chunk-CCC/file-FFF.parquet   one file per episode, one row per step:
         episode_index, frame_index, index (global), action (bitmask over info["buttons"]),
-        text_index (null = no annotation), loss_mask, frame (raw H*W*3 uint8 bytes)
+        text_index (null = no annotation), loss_mask, frame (raw H*W*3 uint8 bytes),
+        aux (only when built with --aux: the named game variables at that frame, float32 list)
 
 Every parquet file is written with fixed settings (zstd, no dictionary, fixed row
 groups) and no timestamps, so the same inputs give the same bytes. Files are
@@ -40,10 +41,11 @@ INFO_KEYS = ("format", "format_version", "game", "platform", "fps", "frames_per_
              "sources", "build")
 
 
-def data_schema(frame_size: tuple[int, int]):
+def data_schema(frame_size: tuple[int, int], n_aux: int = 0):
     import pyarrow as pa
 
     h, w = frame_size
+    aux = [pa.field("aux", pa.list_(pa.float32(), n_aux), nullable=False)] if n_aux else []
     return pa.schema([
         pa.field("episode_index", pa.int32(), nullable=False),
         pa.field("frame_index", pa.int32(), nullable=False),
@@ -52,7 +54,7 @@ def data_schema(frame_size: tuple[int, int]):
         pa.field("text_index", pa.int32(), nullable=True),
         pa.field("loss_mask", pa.bool_(), nullable=False),
         pa.field("frame", pa.binary(h * w * 3), nullable=False),
-    ])
+    ] + aux)
 
 
 def episodes_schema():
@@ -118,18 +120,20 @@ def _fsync_replace(tmp: Path, path: Path) -> None:
 class ShardWriter:
     """Writes one episode's data file row group by row group (bounded memory), atomically.
 
-    ``add(action, text_index, loss_mask, frame)`` per step in order; ``close()`` renames
+    ``add(action, text_index, loss_mask, frame, aux)`` per step in order (``aux``: ``n_aux`` numbers, or
+    None when the dataset has no aux column); ``close()`` renames
     the finished file into place; ``abort()`` removes the temp file.
     """
 
-    def __init__(self, path: Path, *, episode_index: int, index_start: int, frame_size):
+    def __init__(self, path: Path, *, episode_index: int, index_start: int, frame_size, n_aux: int = 0):
         import numpy as np
         import pyarrow.parquet as pq
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = atomic.temp_path(self.path)
-        self.schema = data_schema(tuple(frame_size))
+        self.schema = data_schema(tuple(frame_size), n_aux)
+        self.n_aux = int(n_aux)
         self.frame_bytes = int(frame_size[0]) * int(frame_size[1]) * 3
         self.episode_index, self.index_start = int(episode_index), int(index_start)
         self._writer = pq.ParquetWriter(self._tmp, self.schema, **_writer_options())
@@ -137,9 +141,11 @@ class ShardWriter:
         self._rows: list[tuple] = []
         self.rows = 0
 
-    def add(self, action: int, text_index: int | None, loss_mask: bool, frame) -> None:
+    def add(self, action: int, text_index: int | None, loss_mask: bool, frame, aux=None) -> None:
         self._frames[len(self._rows)] = frame.reshape(-1)
-        self._rows.append((int(action), text_index, bool(loss_mask)))
+        if self.n_aux and (aux is None or len(aux) != self.n_aux):
+            raise ValueError(f"a row of this shard needs {self.n_aux} aux values, got {aux!r}")
+        self._rows.append((int(action), text_index, bool(loss_mask), aux))
         if len(self._rows) == ROW_GROUP_ROWS:
             self._flush()
 
@@ -152,6 +158,8 @@ class ShardWriter:
         first = self.rows
         frames = pa.FixedSizeBinaryArray.from_buffers(
             pa.binary(self.frame_bytes), n, [None, pa.py_buffer(self._frames[:n].tobytes())])
+        aux = [pa.array([[float(v) for v in r[3]] for r in self._rows],
+                        pa.list_(pa.float32(), self.n_aux))] if self.n_aux else []
         table = pa.Table.from_arrays([
             pa.array([self.episode_index] * n, pa.int32()),
             pa.array(range(first, first + n), pa.int32()),
@@ -160,7 +168,7 @@ class ShardWriter:
             pa.array([r[1] for r in self._rows], pa.int32()),
             pa.array([r[2] for r in self._rows], pa.bool_()),
             frames,
-        ], schema=self.schema)
+        ] + aux, schema=self.schema)
         self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.rows += n
         self._rows = []
@@ -186,7 +194,7 @@ def frame_storage(frame_size) -> dict:
 
 
 def make_info(*, game: str, platform: str, fps: float, frames_per_step: int, frame_size, buttons: list,
-              episodes: list[dict], n_texts: int, sources: list[dict], build: dict) -> dict:
+              episodes: list[dict], n_texts: int, sources: list[dict], build: dict, aux: list | None = None) -> dict:
     """info.json from the episode rows (so counts and splits always agree with episodes.parquet)."""
     counts = {"episodes": len(episodes), "frames": sum(e["length"] for e in episodes), "texts": n_texts,
               "annotated_episodes": sum(1 for e in episodes if e["annotated"]),
@@ -194,7 +202,7 @@ def make_info(*, game: str, platform: str, fps: float, frames_per_step: int, fra
     for split in SPLITS:
         counts[f"{split}_episodes"] = sum(1 for e in episodes if e["split"] == split)
         counts[f"{split}_frames"] = sum(e["length"] for e in episodes if e["split"] == split)
-    return {
+    info = {
         "format": FORMAT,
         "format_version": VERSION,
         "game": game,
@@ -211,6 +219,10 @@ def make_info(*, game: str, platform: str, fps: float, frames_per_step: int, fra
         "sources": sources,
         "build": {**build, "contra_bc_version": __version__},
     }
+    if aux:  # optional: datasets without it (all of them before --aux) read as before
+        info["aux"] = {"variables": list(aux), "column": "aux", "dtype": "float32",
+                       "meaning": "the game variables as the frame shows them (after the previous step)"}
+    return info
 
 
 def write_meta(root: Path, *, info: dict, episodes: list[dict], texts: list[str]) -> None:
@@ -256,6 +268,14 @@ def validate_info(info: dict, where: Path) -> None:
         "counts": F.mapping({"episodes": count, "frames": count, "texts": count}),
         "splits": F.mapping({s: F.list_of(count) for s in SPLITS}), "sources": F.list_of(F.mapping()),
     }, where, "dataset info file", "It was edited or damaged; rebuild the dataset with `contra-bc build-dataset`.")
+    if "aux" in info:
+        F.require_fields(info, {"aux": F.mapping({"variables": F.list_of(F.string(), min_len=1)})}, where,
+                         "dataset info file", "It was edited or damaged; rebuild the dataset with `contra-bc build-dataset`.")
+
+
+def aux_variables(info: dict) -> list[str]:
+    """The game variables a dataset stores per frame in its ``aux`` column ([] for none)."""
+    return list(info.get("aux", {}).get("variables", []))
 
 
 def read_info(root: Path) -> dict:
@@ -322,7 +342,7 @@ def validate_dataset(root: Path) -> dict:
     info = read_info(root)
     episodes = read_episodes(root, info)
     read_texts(root, info)
-    expected = data_schema(tuple(info["frame_size"]))
+    expected = data_schema(tuple(info["frame_size"]), len(aux_variables(info)))
     rows = 0
     for e in episodes:
         path = root / e["data_file"]

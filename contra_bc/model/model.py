@@ -42,6 +42,8 @@ class ModelConfig:
     dec_heads: int = 2
     rope_base: float = 10000.0
     lr: float = 1e-4                  # the preset's learning rate (paper D.2)
+    aux_outputs: int = 0              # game variables a linear head reads off each frame's image tokens (training
+                                      # only: an auxiliary loss that makes the encoder see them; 0 = none)
 
     def windows(self) -> list[int]:
         return list(self.layer_windows or [self.history] * self.n_layers)
@@ -287,6 +289,11 @@ class PolicyModel(nn.Module):
         self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(d)
         self.decoder = ActionDecoder(d, vocab, cfg.dec_d_model, cfg.dec_layers, cfg.dec_heads, cfg.rope_base)
+        if cfg.aux_outputs:
+            self.aux_head = nn.Linear(d * cfg.image_tokens, cfg.aux_outputs)
+            # the targets' train-split mean and spread (set by train), so every variable weighs the same
+            self.register_buffer("aux_mean", torch.zeros(cfg.aux_outputs))
+            self.register_buffer("aux_std", torch.ones(cfg.aux_outputs))
         self.apply(self._init)
 
     @staticmethod
@@ -303,11 +310,12 @@ class PolicyModel(nn.Module):
         self.text_table = embeddings.to(self.null_text.device, torch.float32)
 
     # -- tokens of a timestep -------------------------------------------------
-    def observation_tokens(self, frames, text_emb, has_text):
-        """frames [M,H,W,3], text_emb [M,text_dim], has_text [M] -> [M, 1+N+2, d] (text, image×N, reasoning, a_in)."""
+    def observation_tokens(self, frames, text_emb, has_text, image=None):
+        """frames [M,H,W,3], text_emb [M,text_dim], has_text [M] -> [M, 1+N+2, d] (text, image×N, reasoning, a_in).
+        ``image``: the frames' image tokens when the caller already has them."""
         te = self.type_emb.weight
         text = torch.where(has_text[:, None], self.text_proj(text_emb), self.null_text) + te[TEXT]
-        img = self.image(frames) + te[IMAGE]
+        img = (self.image(frames) if image is None else image) + te[IMAGE]
         M = frames.shape[0]
         reason = (self.reasoning + te[REASON]).expand(M, -1)
         a_in = (self.a_in + te[A_IN]).expand(M, -1)
@@ -329,14 +337,19 @@ class PolicyModel(nn.Module):
         return rope_tables(pos, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
 
     # -- training / analysis: full forward over T steps -----------------------
-    def a_in_states(self, batch, frames=None):
-        """Full teacher-forced backbone pass over T steps -> (a_in outputs [B, T, d], action classes [B, T, G])."""
+    def a_in_states(self, batch, frames=None, image_out: list | None = None):
+        """Full teacher-forced backbone pass over T steps -> (a_in outputs [B, T, d], action classes [B, T, G]).
+        ``image_out``: a list that receives the image tokens [B*T, N, d] (for the auxiliary loss)."""
         frames = batch["frames"] if frames is None else frames
         B, T = frames.shape[:2]
         L, dev = len(self.layout), self.a_in.device
         text_emb, has_text = self._text_inputs(batch["text"].to(dev))
         targets = self.schema.encode_tensor(batch["actions"].to(dev))                      # [B, T, G]
-        obs = self.observation_tokens(frames.to(dev).flatten(0, 1), text_emb.flatten(0, 1), has_text.flatten())
+        flat = frames.to(dev).flatten(0, 1)
+        image = self.image(flat)
+        if image_out is not None:
+            image_out.append(image)
+        obs = self.observation_tokens(flat, text_emb.flatten(0, 1), has_text.flatten(), image)
         act = self.action_tokens(targets.flatten(0, 1))
         x = torch.cat([obs, act], dim=1).view(B, T * L, -1)                                 # steps laid end to end
         steps = torch.arange(T, device=dev).repeat_interleave(L)
@@ -352,31 +365,38 @@ class PolicyModel(nn.Module):
             x, _ = blk(x, cos, sin, masks[w])
         return self.norm(x).view(B, T, L, -1)[:, :, self.layout.index(A_IN)], targets
 
-    def action_logits(self, batch, frames=None):
+    def action_logits(self, batch, frames=None, image_out: list | None = None):
         """Teacher-forced forward over a loader batch -> list over groups of logits [B, T, V_g]."""
-        h, targets = self.a_in_states(batch, frames)
+        h, targets = self.a_in_states(batch, frames, image_out)
         B, T = targets.shape[:2]
         logits = self.decoder(h.flatten(0, 1), targets.flatten(0, 1))
         return [lg.view(B, T, -1) for lg in logits]
 
-    def forward(self, batch, frames=None, z_loss=1e-4, press_weight=1.0):
+    def forward(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0):
         """Training entry point (what DDP wraps): the loss and its per-group parts."""
-        return self.loss(batch, frames, z_loss, press_weight)
+        return self.loss(batch, frames, z_loss, press_weight, aux_weight)
 
     @torch.no_grad()
     def action_logprobs(self, batch, frames=None):
         """List over groups of log-probabilities [B, T, V_g] (each group given the true earlier groups)."""
         return [F.log_softmax(lg.float(), dim=-1) for lg in self.action_logits(batch, frames)]
 
-    def loss(self, batch, frames=None, z_loss=1e-4, press_weight=1.0):
+    def loss(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0):
         """Cross-entropy summed over groups, mean over steps where loss_mask & valid; plus z-loss.
+
+        ``aux_weight`` > 0 (a model with ``aux_outputs`` and a batch with ``aux``) adds that much of the
+        mean squared error of the aux head, which reads the game variables (standardised) off each valid
+        frame's image tokens: dense supervision that makes the encoder represent what the action hangs
+        on (a bullet) even where the action itself is rare. Reported as ``aux`` (unweighted).
 
         ``press_weight`` > 1 weighs the steps where a group gets a button that was up the step
         before (a jump starts, a shot) that much more: the rare moments where the action follows
         the screen rather than the previous action. Releases keep weight 1 (weighing them too made
         jumps end early: measured in the README). The reported nll stays unweighted.
         """
-        logits = self.action_logits(batch, frames)
+        use_aux = self.cfg.aux_outputs > 0 and batch.get("aux") is not None
+        image: list = []
+        logits = self.action_logits(batch, frames, image if use_aux else None)
         dev = self.a_in.device
         keep = batch["loss_mask"].to(dev) & batch.get("valid", batch["loss_mask"]).to(dev)
         targets = self.schema.encode_tensor(batch["actions"].to(dev))
@@ -396,8 +416,18 @@ class PolicyModel(nn.Module):
                 total = total + nll
             total = total + z_loss * (z * keep).sum() / n
             per_group.append(nll.detach())
-        return total, {"nll": per_group, "count": keep.sum(), "logits": [lg.detach() for lg in logits],
-                       "targets": targets, "keep": keep}
+        stats = {"nll": per_group, "count": keep.sum(), "logits": [lg.detach() for lg in logits],
+                 "targets": targets, "keep": keep}
+        if use_aux:
+            valid = batch.get("valid", keep).to(dev).flatten()
+            pred = self.aux_head(image[0].flatten(1).float())                                   # [B*T, n]
+            target = (batch["aux"].to(dev).flatten(0, 1).float() - self.aux_mean) / self.aux_std
+            se = (pred - target).pow(2).mean(-1)
+            aux = (se * valid).sum() / valid.sum().clamp(min=1)
+            if aux_weight:
+                total = total + aux_weight * aux
+            stats["aux"] = aux.detach()
+        return total, stats
 
     # -- inference: cached forward over new tokens ----------------------------
     @torch.no_grad()
