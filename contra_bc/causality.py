@@ -31,7 +31,6 @@ c = log p(brake | obstacle, no light) - log p(brake | no obstacle, light) during
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,19 +408,10 @@ def list_checkpoints(run: Path) -> list[tuple[int, Path]]:
 
 def validation_losses(run: Path) -> list[tuple[int, float]]:
     """(step, validation loss) from RUN/metrics.jsonl lines that carry one."""
-    path = Path(run) / "metrics.jsonl"
-    points = []
-    if not path.is_file():
-        return points
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        loss = row.get("loss") if row.get("kind") == "val" else None  # train.append_metrics writes these
-        if loss is not None and "step" in row:
-            points.append((int(row["step"]), float(loss)))
-    return points
+    from contra_bc.formats.checkpoint import read_metrics
+
+    return [(int(r["step"]), float(r["loss"])) for r in read_metrics(run, "val")
+            if r.get("loss") is not None and "step" in r]
 
 
 def trace_over(run: Path, dataset: Path, cfg: ScoreConfig, png: Path, on_checkpoint=None) -> dict:

@@ -134,18 +134,10 @@ def build_report(run_dir: Path) -> dict:
 
 def last_validation(run: Path) -> dict | None:
     """The last validation record of a training run's metrics.jsonl (None if there is none)."""
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    last = None
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by an interruption
-        if isinstance(row, dict) and row.get("kind") == "val":
-            last = row
-    return last
+    from contra_bc.formats.checkpoint import read_metrics
+
+    rows = read_metrics(run, "val")
+    return rows[-1] if rows else None
 
 
 def _fmt(v, pct=False):

@@ -10,7 +10,6 @@ the data position is (epoch, batch) — so a resumed run replays the same update
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
@@ -19,8 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from contra_bc.errors import UserError
-
-METRICS = "metrics.jsonl"
+from contra_bc.formats.checkpoint import METRICS, append_metrics, read_metrics
 
 
 @dataclass
@@ -269,20 +267,6 @@ def evaluate(model, tc: TrainConfig, window: int, device, aux: bool = False) -> 
         out[f"press_prob/{name}"] = p_sum / (tp + fn) if tp + fn else None  # mean P(press) where the expert pressed
         out[f"presses/{name}"] = tp + fn
     return out
-
-
-def append_metrics(run: Path, record: dict) -> None:
-    with open(run / METRICS, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_metrics(run: Path) -> list[dict]:
-    path = Path(run) / METRICS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def draw_loss_png(run: Path) -> None:

@@ -33,6 +33,18 @@ def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def commit(tmp: Path, path: Path) -> None:
+    """Make a finished temp file durable (fsync), then rename it over ``path``: the one way every
+    writer that needs a file name (parquet, video, safetensors) puts its file in place."""
+    fsync_file(tmp)
+    os.replace(tmp, path)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
 def temp_path(path: Path) -> Path:
     """A temp name beside ``path`` for writers that need a file name (parquet, video)."""
     path = Path(path)

@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 
 from contra_bc.errors import UserError
-from contra_bc.formats.atomic import write_json, write_text
+from contra_bc.formats.atomic import fsync_file, write_json, write_text
 
 FORMAT = "contra-bc-checkpoint"
 FORMAT_VERSION = 1
@@ -56,6 +56,7 @@ def save_checkpoint(run_dir: Path, step: int, config: dict, tensors: dict[str, d
             write_json(tmp / f"{stem}.json", obj)
         for stem, named in tensors.items():
             save_file({k: v.detach().cpu().contiguous() for k, v in named.items()}, str(tmp / f"{stem}.safetensors"))
+            fsync_file(tmp / f"{stem}.safetensors")  # the folder is renamed into place: its files must be durable
         if final.exists():  # re-saving a step (after a resume): swap, then drop the old copy
             old = parent / f".{final.name}.{os.getpid()}.old"
             os.replace(final, old)
@@ -130,3 +131,32 @@ def read_json(ckpt: Path, stem: str) -> dict:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path} ({exc}); the checkpoint is damaged or has no training state. "
                         "Use an earlier checkpoint, or start a new run without --resume.")
+
+
+# ----------------------------------------------------------------------------- RUN/metrics.jsonl
+METRICS = "metrics.jsonl"
+
+
+def append_metrics(run: Path, record: dict) -> None:
+    """One line per train/val event, flushed and fsynced (a crash cuts at most the line being written)."""
+    with open(Path(run) / METRICS, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_metrics(run: Path, kind: str | None = None) -> list[dict]:
+    """The run's metrics records (only those of ``kind``, "train" or "val", if given); a line cut
+    short by a crash is skipped. [] when the run has no metrics yet."""
+    path = Path(run) / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and (kind is None or row.get("kind") == kind):
+            rows.append(row)
+    return rows

@@ -18,7 +18,6 @@ without a valid info.json is not a dataset. See docs/formats.md.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from contra_bc import __version__
@@ -104,17 +103,11 @@ def write_parquet(path: Path, table, *, row_group_rows: int = ROW_GROUP_ROWS) ->
     tmp = atomic.temp_path(path)
     try:
         pq.write_table(table, tmp, row_group_size=row_group_rows, **_writer_options())
-        _fsync_replace(tmp, path)
+        atomic.commit(tmp, path)
     except BaseException:
         if tmp.exists():
             tmp.unlink()
         raise
-
-
-def _fsync_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class ShardWriter:
@@ -176,7 +169,7 @@ class ShardWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
-        _fsync_replace(self._tmp, self.path)
+        atomic.commit(self._tmp, self.path)
 
     def abort(self) -> None:
         try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -162,7 +161,7 @@ class RecordingWriter:
         final = self.path / "steps" / f"{self._chunk:05d}.parquet"
         tmp = atomic.temp_path(final)
         pq.write_table(table, tmp)
-        os.replace(tmp, final)
+        atomic.commit(tmp, final)
         self._rows = []
         self._chunk += 1
 
@@ -184,7 +183,7 @@ class RecordingWriter:
         table = _concat_parts(parts, self.variables)
         tmp = atomic.temp_path(self.path / "steps.parquet")
         pq.write_table(table, tmp)
-        os.replace(tmp, self.path / "steps.parquet")
+        atomic.commit(tmp, self.path / "steps.parquet")
         shutil.rmtree(self.path / "steps")
         self.meta.update(
             steps=self.steps,

@@ -7,13 +7,13 @@ that a killed recorder leaves every finished segment readable.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from contra_bc.errors import UserError
+from contra_bc.formats import atomic
 
 CODEC = "libx264rgb"
 CONTAINER = "matroska"
@@ -46,9 +46,7 @@ class SegmentWriter:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-        with open(self._tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self._tmp, self.path)
+        atomic.commit(self._tmp, self.path)
 
 
 def decode(path: Path) -> Iterator[np.ndarray]:

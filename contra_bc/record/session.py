@@ -16,7 +16,6 @@ cleared level), or starts again from the start state after a game over.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import queue
