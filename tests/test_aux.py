@@ -106,7 +106,7 @@ def test_the_aux_head_teaches_the_encoder_and_the_run_plays(built, tmp_path):
     e = ds.split_episodes("train")[0]
     rows = ds.read(e["episode_index"], 0, e["length"])
     with torch.no_grad():
-        pred = model.aux_head(model.image(torch.from_numpy(rows["frame"])).flatten(1))
+        pred = model.aux_head(model.image.feature_map(torch.from_numpy(rows["frame"])))
     target = (torch.from_numpy(rows["aux"]) - model.aux_mean) / model.aux_std
     mse = float((pred - target).pow(2).mean())
     assert mse < 0.8, mse  # predicting the mean scores 1.0 (measured: 0.56 after 40 steps)
@@ -125,7 +125,8 @@ def test_the_aux_head_teaches_the_encoder_and_the_run_plays(built, tmp_path):
 
 
 def test_the_aux_loss_reaches_the_image_encoder_only_through_its_head():
-    """With aux_weight the encoder's gradient changes; the aux targets never touch the action loss."""
+    """With aux_weight the encoder's gradient changes (the token projection's does not: the head reads the
+    feature map); the aux targets never touch the action loss."""
     from contra_bc.model.actions import ActionSchema
     from contra_bc.model.model import PRESETS, PolicyModel
     import dataclasses
@@ -144,12 +145,12 @@ def test_the_aux_loss_reaches_the_image_encoder_only_through_its_head():
         model.zero_grad()
         loss, stats = model.loss(batch, aux_weight=weight)
         loss.backward()
-        return loss.detach(), stats, model.image.proj.weight.grad.clone()
+        return loss.detach(), stats, model.image.squeeze[0].weight.grad.clone(), model.image.proj.weight.grad.clone()
 
-    plain, stats0, g0 = grads(0.0)
-    with_aux, stats1, g1 = grads(1.0)
+    plain, stats0, g0, p0 = grads(0.0)
+    with_aux, stats1, g1, p1 = grads(1.0)
     assert torch.allclose(with_aux - plain, stats1["aux"]) and float(stats1["aux"]) > 0
-    assert not torch.allclose(g0, g1)
+    assert not torch.allclose(g0, g1) and torch.equal(p0, p1)
     shifted = dict(batch, aux=batch["aux"] + 50)  # other targets: other aux loss, the same action loss
     model.zero_grad()
     _, stats2 = model.loss(shifted, aux_weight=0.0)

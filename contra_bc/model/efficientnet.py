@@ -102,9 +102,15 @@ class ImageTokenizer(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames [M, H, W, 3] (uint8 or float in 0..255) -> tokens [M, n_tokens, d_model]."""
+        return self.tokens(self.feature_map(frames))
+
+    def feature_map(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames -> the last feature map, flattened [M, token_channels * side * side]."""
         x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
         if self.input_pool > 1:
             x = F.pixel_unshuffle(x, self.input_pool) if self.input_mode == "unshuffle" else F.avg_pool2d(x, self.input_pool)
         x = x.contiguous(memory_format=torch.channels_last)
-        x = self.squeeze(self.features(x))
-        return self.proj(x.flatten(1)).view(-1, self.n_tokens, self.d_model)
+        return self.squeeze(self.features(x)).flatten(1)
+
+    def tokens(self, features: torch.Tensor) -> torch.Tensor:
+        return self.proj(features).view(-1, self.n_tokens, self.d_model)

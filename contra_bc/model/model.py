@@ -42,7 +42,7 @@ class ModelConfig:
     dec_heads: int = 2
     rope_base: float = 10000.0
     lr: float = 1e-4                  # the preset's learning rate (paper D.2)
-    aux_outputs: int = 0              # game variables a linear head reads off each frame's image tokens (training
+    aux_outputs: int = 0              # game variables a linear head reads off each frame's image features (training
                                       # only: an auxiliary loss that makes the encoder see them; 0 = none)
 
     def windows(self) -> list[int]:
@@ -290,7 +290,9 @@ class PolicyModel(nn.Module):
         self.norm = RMSNorm(d)
         self.decoder = ActionDecoder(d, vocab, cfg.dec_d_model, cfg.dec_layers, cfg.dec_heads, cfg.rope_base)
         if cfg.aux_outputs:
-            self.aux_head = nn.Linear(d * cfg.image_tokens, cfg.aux_outputs)
+            # reads the encoder's last feature map, not the tokens: the encoder must see the variables,
+            # while the token projection stays free to keep what the actions need
+            self.aux_head = nn.Linear(self.image.proj.in_features, cfg.aux_outputs)
             # the targets' train-split mean and spread (set by train), so every variable weighs the same
             self.register_buffer("aux_mean", torch.zeros(cfg.aux_outputs))
             self.register_buffer("aux_std", torch.ones(cfg.aux_outputs))
@@ -339,17 +341,17 @@ class PolicyModel(nn.Module):
     # -- training / analysis: full forward over T steps -----------------------
     def a_in_states(self, batch, frames=None, image_out: list | None = None):
         """Full teacher-forced backbone pass over T steps -> (a_in outputs [B, T, d], action classes [B, T, G]).
-        ``image_out``: a list that receives the image tokens [B*T, N, d] (for the auxiliary loss)."""
+        ``image_out``: a list that receives the image encoder's feature maps [B*T, F] (for the auxiliary loss)."""
         frames = batch["frames"] if frames is None else frames
         B, T = frames.shape[:2]
         L, dev = len(self.layout), self.a_in.device
         text_emb, has_text = self._text_inputs(batch["text"].to(dev))
         targets = self.schema.encode_tensor(batch["actions"].to(dev))                      # [B, T, G]
         flat = frames.to(dev).flatten(0, 1)
-        image = self.image(flat)
+        features = self.image.feature_map(flat)
         if image_out is not None:
-            image_out.append(image)
-        obs = self.observation_tokens(flat, text_emb.flatten(0, 1), has_text.flatten(), image)
+            image_out.append(features)
+        obs = self.observation_tokens(flat, text_emb.flatten(0, 1), has_text.flatten(), self.image.tokens(features))
         act = self.action_tokens(targets.flatten(0, 1))
         x = torch.cat([obs, act], dim=1).view(B, T * L, -1)                                 # steps laid end to end
         steps = torch.arange(T, device=dev).repeat_interleave(L)
@@ -386,7 +388,7 @@ class PolicyModel(nn.Module):
 
         ``aux_weight`` > 0 (a model with ``aux_outputs`` and a batch with ``aux``) adds that much of the
         mean squared error of the aux head, which reads the game variables (standardised) off each valid
-        frame's image tokens: dense supervision that makes the encoder represent what the action hangs
+        frame's image features: dense supervision that makes the encoder represent what the action hangs
         on (a bullet) even where the action itself is rare. Reported as ``aux`` (unweighted).
 
         ``press_weight`` > 1 weighs the steps where a group gets a button that was up the step
@@ -420,7 +422,7 @@ class PolicyModel(nn.Module):
                  "targets": targets, "keep": keep}
         if use_aux:
             valid = batch.get("valid", keep).to(dev).flatten()
-            pred = self.aux_head(image[0].flatten(1).float())                                   # [B*T, n]
+            pred = self.aux_head(image[0].float())                                              # [B*T, n]
             target = (batch["aux"].to(dev).flatten(0, 1).float() - self.aux_mean) / self.aux_std
             se = (pred - target).pow(2).mean(-1)
             aux = (se * valid).sum() / valid.sum().clamp(min=1)
