@@ -25,6 +25,8 @@ LVL_ROUTINE   = $2C   ; 00 title, 04 playing, 08 boss destroyed, 09 end of level
 LEVEL         = $30   ; current level, 0-based
 LIVES         = $32   ; spare lives
 GAME_OVER     = $38   ; 1 at game over
+P2_GAME_OVER  = $39   ; as Contra: 1 when player 2 is game over or not playing (always, one player)
+DEMO_MODE     = $1C   ; as Contra: 1 while the attract demo plays
 BOSS_DEFEATED = $3B   ; 0 -> 1 when the gate dies
 STOP_SCROLL   = $58   ; $FF on the gate screen
 SCREEN        = $64   ; screen number within the level
@@ -52,7 +54,8 @@ vy_hi      = $18
 jump_hold  = $19      ; frames the current jump's A has been held
 jump_rise  = $1A      ; 1 while the held (constant-speed) phase lasts
 on_ground  = $1B
-fire_cd    = $1C
+fire_cd    = $20      ; $1C is Contra's demo flag
+title_idle = $21      ; title frames without START or SELECT; the demo starts at TITLE_WAIT
 timer      = $1D
 ppu_busy   = $1E
 shots      = $1F      ; shots fired (wraps), for tests
@@ -93,6 +96,8 @@ TURRET_PERIOD = 90
 DEATH_DELAY = 60
 END_DELAY  = 60
 GAMEOVER_DELAY = 90
+TITLE_WAIT = 240      ; 4 s on the title without START or SELECT starts the attract demo
+DEMO_BUTTONS = BTN_RIGHT ; the demo player only runs right, so it dies (soldiers) until game over
 
 .segment "HEADER"
     .byte "NES", $1A, 2, 1, $00, $00, 0, 0, 0, 0, 0, 0, 0, 0
@@ -144,6 +149,10 @@ main_loop:
     sta nmi_done
     inc frame
     jsr read_pad
+    lda DEMO_MODE
+    beq @tick
+    jsr demo_pad
+@tick:
     jsr game_tick
     jsr build_oam
     jmp main_loop
@@ -202,21 +211,65 @@ read_pad:
     sta pad_new
     rts
 
+; attract demo: a real START ends it, otherwise the demo's buttons replace the pad
+demo_pad:
+    lda pad_new
+    and #BTN_START
+    beq @buttons
+    jmp end_demo
+@buttons:
+    lda #DEMO_BUTTONS
+    sta pad
+    lda #0
+    sta pad_new
+    rts
+
+start_demo:
+    lda #1
+    sta DEMO_MODE
+    lda #0
+    sta LEVEL
+    jmp new_game
+
+; back to the title (the demo's game over, or START); nothing of the demo game stays flagged
+end_demo:
+    lda #0
+    sta DEMO_MODE
+    sta LVL_ROUTINE
+    sta LEVEL
+    sta title_idle
+    sta pad_new
+    sta GAME_OVER
+    sta BOSS_DEFEATED
+    sta PSTATE
+    sta DEATH_FLAG
+    jsr ppu_off
+    jsr draw_title
+    jmp ppu_on
+
 ; ---------------------------------------------------------------- game flow
 game_tick:
     lda LVL_ROUTINE
     bne @not_title
+    inc title_idle
     lda pad_new
     and #BTN_SELECT
     beq @start
+    lda #0
+    sta title_idle
     lda LEVEL                ; SELECT on the title picks the starting level
     eor #1
     sta LEVEL
 @start:
     lda pad_new
     and #BTN_START
-    beq @r
+    beq @idle
     jmp new_game
+@idle:
+    lda title_idle
+    cmp #TITLE_WAIT
+    bcc @r
+    jmp start_demo
 @not_title:
     cmp #$04
     bne @n4
@@ -246,6 +299,10 @@ game_tick:
     bne @n10
     dec timer
     bne @r
+    lda DEMO_MODE
+    beq @over
+    jmp end_demo
+@over:
     lda #$05
     sta LVL_ROUTINE
     jmp draw_game_over
@@ -262,6 +319,8 @@ game_tick:
 new_game:
     lda #2
     sta LIVES
+    lda #1
+    sta P2_GAME_OVER         ; one-player game, as Contra
     lda #0
     sta GAME_OVER
     sta SCORE_LO
@@ -307,25 +366,19 @@ spawn_player:
 
 ; ---------------------------------------------------------------- playing
 play_tick:
-    lda BOSS_DEFEATED
-    beq @alive_boss
-    lda #$08
-    sta LVL_ROUTINE
-    lda #$03
-    sta PSTATE
-    lda #END_DELAY
-    sta timer
-    rts
-@alive_boss:
+    ; a dying player finishes dying first, as in Contra: the gate killed on the frame of the
+    ; death (a shot already in flight) ends the level only if the player respawns
     lda PSTATE
     cmp #2
-    bne @live
+    bne @not_dying
     dec death_timer
     bne @r
     lda LIVES
     bne @respawn
     lda #1
     sta GAME_OVER
+    lda #0
+    sta BOSS_DEFEATED        ; Contra's game-over routine clears $3B too
     lda #$0A
     sta LVL_ROUTINE
     lda #GAMEOVER_DELAY
@@ -336,6 +389,16 @@ play_tick:
     dec LIVES
     jsr load_screen
     jmp spawn_player
+@not_dying:
+    lda BOSS_DEFEATED
+    beq @live
+    lda #$08
+    sta LVL_ROUTINE
+    lda #$03
+    sta PSTATE
+    lda #END_DELAY
+    sta timer
+    rts
 @live:
     jsr player_tick
     jsr enemies_tick

@@ -96,14 +96,29 @@ def get_game(name: str) -> Game:
     if not path.is_file():
         known = ", ".join(p.stem for p in sorted(GAMES_DIR.glob("*.json")))
         raise UserError(f"Unknown game {name!r}. Known games: {known}. See `contra-bc games`.")
-    spec = json.loads(path.read_text())
+    return game_from_file(path)
+
+
+def game_from_file(path: Path) -> Game:
+    """A game entry read from its JSON file, its outcome rules checked; UserError if malformed."""
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"The game file {path} is not valid JSON: {exc}.") from exc
+    variables = spec.get("variables", {})
+    for outcome, rule in spec.get("outcome", {}).items():
+        problem = rule_problem(rule, variables, outcome)
+        if outcome not in OUTCOMES[:-1] or problem:
+            raise UserError(f"The game file {path} has a bad outcome rule: "
+                            f"{problem or f'unknown outcome {outcome!r} (outcomes: win, death, game_over)'}. "
+                            f"The rule language is in docs/formats.md, 'Game variables and outcomes'.")
     return Game(
         name=spec["name"],
         title=spec.get("title", spec["name"]),
         platform=spec["platform"],
         integration=spec["integration"],
         default_state=spec["default_state"],
-        variables=spec.get("variables", {}),
+        variables=variables,
         outcome_rules=spec.get("outcome", {}),
         progress=spec.get("progress", {}),
         rom_sha1=spec.get("rom_sha1"),
@@ -164,6 +179,9 @@ def load_state_file(game: Game, state: str) -> bytes:
         return fh.read()
 
 
+OPERATORS = ("==", "!=", ">=", "<=", ">", "<", "&", "in")
+
+
 def _check(value: int, op: str, ref) -> bool:
     if op == "==":
         return value == ref
@@ -184,16 +202,57 @@ def _check(value: int, op: str, ref) -> bool:
     raise ValueError(f"unknown operator {op!r} in game rules")
 
 
-def rule_fires(rule: dict, now: dict, before: dict | None) -> bool:
-    """Evaluate one outcome rule (``any``/``all`` of conditions, or ``decrease``)."""
+def rule_fires(rule, now: dict, before: dict | None) -> bool:
+    """Evaluate one outcome rule: a condition ``[variable, op, value]``, ``{"any": [rules]}``,
+    ``{"all": [rules]}``, ``{"not": rule}`` or ``{"decrease": variable}``; any and all nest."""
+    if isinstance(rule, (list, tuple)):
+        name, op, ref = rule
+        return _check(now[name], op, ref)
     if "decrease" in rule:
         name = rule["decrease"]
         return before is not None and now[name] < before[name]
     if "any" in rule:
-        return any(_check(now[v], op, ref) for v, op, ref in rule["any"])
+        return any(rule_fires(part, now, before) for part in rule["any"])
     if "all" in rule:
-        return all(_check(now[v], op, ref) for v, op, ref in rule["all"])
+        return all(rule_fires(part, now, before) for part in rule["all"])
+    if "not" in rule:
+        return not rule_fires(rule["not"], now, before)
     raise ValueError(f"bad outcome rule {rule!r}")
+
+
+def rule_problem(rule, variables: dict, where: str = "rule") -> str | None:
+    """Why ``rule`` is not a valid outcome rule over ``variables`` (None when it is)."""
+    if isinstance(rule, (list, tuple)):
+        if len(rule) != 3:
+            return f"{where}: a condition is [variable, operator, value], got {rule!r}"
+        name, op, ref = rule
+        if name not in variables:
+            return f"{where}: unknown variable {name!r} (variables: {', '.join(variables) or 'none'})"
+        if op not in OPERATORS:
+            return f"{where}: unknown operator {op!r} (operators: {' '.join(OPERATORS)})"
+        if op == "in":
+            if not isinstance(ref, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in ref):
+                return f"{where}: 'in' needs a list of integers, got {ref!r}"
+        elif not isinstance(ref, int) or isinstance(ref, bool):
+            return f"{where}: {op!r} needs an integer, got {ref!r}"
+        return None
+    if not isinstance(rule, dict) or len(rule) != 1:
+        return (f"{where}: a rule is a condition [variable, op, value] or an object with exactly one of "
+                f"any, all, not, decrease; got {rule!r}")
+    (key, body), = rule.items()
+    if key == "decrease":
+        return None if body in variables else f"{where}: decrease of unknown variable {body!r}"
+    if key == "not":
+        return rule_problem(body, variables, f"{where}.not")
+    if key in ("any", "all"):
+        if not isinstance(body, list) or not body:
+            return f"{where}.{key}: needs a non-empty list of rules, got {body!r}"
+        for i, part in enumerate(body):
+            problem = rule_problem(part, variables, f"{where}.{key}[{i}]")
+            if problem:
+                return problem
+        return None
+    return f"{where}: unknown rule key {key!r} (use any, all, not or decrease)"
 
 
 def classify(game: Game, now: dict, before: dict | None) -> str:
