@@ -52,6 +52,7 @@ class FakeGemini:
         self.batch_done_after_polls = 1     # None: never finishes
         self.lose_batch_creates = 0         # creates that make the job but answer 503
         self.delay_s = 0.0                  # generateContent handling time
+        self.hold_until_inflight = 0        # > 0: hold each generateContent until this many are in flight
         self.inflight = 0
         self.max_inflight = 0
         self.lock = threading.Lock()
@@ -203,6 +204,10 @@ class FakeGemini:
             self.max_inflight = max(self.max_inflight, self.inflight)
         try:
             time.sleep(self.delay_s)
+            deadline = time.monotonic() + 120  # a client that never overlaps requests fails the test, not hangs it
+            while self.hold_until_inflight and self.max_inflight < self.hold_until_inflight \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
             model = req["path"].split("/models/", 1)[-1].split(":", 1)[0]
             error = self.thinking_error(model, (req["json"] or {}).get("generationConfig"))
             if error:
@@ -367,10 +372,13 @@ def test_resume_skips_matching_files_and_force_redoes(fake, session_dir, tmp_pat
 
 
 def test_concurrency_limit(fake, session_dir, tmp_path):
+    """Never more requests in flight than --concurrency, and that many do overlap. The second half does
+    not depend on timing: the fake holds each request until two are in flight (or 120 s pass, which
+    only a client that serialises them would take)."""
     fake.delay_s = 0.5
     annotate(fake, session_dir, "--out-dir", tmp_path / "a", "--concurrency", 1)
     assert fake.max_inflight == 1
-    fake.max_inflight = 0
+    fake.delay_s, fake.max_inflight, fake.hold_until_inflight = 0.0, 0, 2
     annotate(fake, session_dir, "--out-dir", tmp_path / "b", "--concurrency", 2)
     assert fake.max_inflight == 2
 
