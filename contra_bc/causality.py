@@ -442,3 +442,32 @@ def trace_over(run: Path, dataset: Path, cfg: ScoreConfig, png: Path, on_checkpo
     ], png, title=f"{Path(run).name}: causality over training")
     return {"run": str(run), "dataset": str(dataset), "png": str(png), "points": points,
             "config": {k: v for k, v in cfg.__dict__.items()}}
+
+
+def toy_rows(result: dict) -> list[dict]:
+    """The table of `toy_experiment`: c at the start and end of training, per policy."""
+    return [{"policy": name, "c at start": f"{pts[0][1]:.3f}", "c at end": f"{pts[-1][1]:.3f}"}
+            for name, pts in result["curves"].items()]
+
+
+def over_rows(result: dict) -> list[dict]:
+    """The table of `trace_over`: one row per checkpoint."""
+    return [{"checkpoint": r["checkpoint"], "step": r["step"], "score": f"{r['score']:.6g}",
+             "spread": f"{r['spread']:.2g}",
+             "val loss": "-" if r.get("val_loss") is None else f"{r['val_loss']:.4f}"} for r in result["points"]]
+
+
+def score_rows(result: dict) -> list[dict]:
+    """The table of `causality_score`: one row."""
+    return [{"score": f"{result['score']:.6g}", "spread (std over repeats)": f"{result['spread']:.3g}",
+             "mean per chunk": f"{result['mean_per_chunk']:.6g}", "chunks scored": result["chunks_scored"],
+             "frames replaced": f"{result['replaced_fraction']:.3f}", "repeats": len(result["repeats"])}]
+
+
+def too_few_swaps(result: dict, p: float) -> str | None:
+    """A warning when far fewer frames were swapped than p asks (the score then understates reliance)."""
+    if p > 0 and result["replaced_fraction"] < 0.5 * p:
+        return (f"only {result['replaced_fraction']:.1%} of frames could be swapped (p={p}): "
+                "the batches hold too few other scenes. Use a larger --batch, a split with more episodes, "
+                "or a smaller --min-distance.")
+    return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -92,33 +91,19 @@ def games(json_out: bool = typer.Option(False, "--json", help="Print JSON instea
 
     Exit codes: 0.
     """
-    from contra_bc.emulator import expected_rom_sha1, list_games, list_states, rom_path
-    from contra_bc.ui import out, print_json
+    from contra_bc.emulator import describe_games
+    from contra_bc.ui import print_json, print_paths, stdout_is_data, table
 
-    rows = []
-    for g in list_games():
-        rom = rom_path(g)
-        rows.append({"game": g.name, "title": g.title, "platform": g.platform, "integration": g.integration,
-                     "rom_present": rom is not None, "rom_sha1": expected_rom_sha1(g),
-                     "states": list_states(g), "buttons": g.button_names,
-                     "import": None if rom else (g.import_hint or "python -m stable_retro.import DIR")})
+    rows = describe_games()
     if json_out:
         print_json(rows)
-        return
-    from contra_bc.ui import print_paths, stdout_is_data
-
-    if stdout_is_data():
+    elif stdout_is_data():
         print_paths(r["game"] for r in rows)
-        return
-    from rich.table import Table
-
-    t = Table(title="contra-bc games")
-    for col in ("game", "ROM", "states", "buttons"):
-        t.add_column(col)
-    for r in rows:
-        rom = "[green]present[/]" if r["rom_present"] else f"[red]missing[/] (sha1 {r['rom_sha1']}; `{r['import']}`)"
-        t.add_row(r["game"], rom, ", ".join(r["states"]) or "-", " ".join(r["buttons"]))
-    out.print(t)
+    else:
+        table([{"game": r["game"], "ROM": "[green]present[/]" if r["rom_present"]
+                else f"[red]missing[/] (sha1 {r['rom_sha1']}; `{r['import']}`)",
+                "states": ", ".join(r["states"]) or "-", "buttons": " ".join(r["buttons"])} for r in rows],
+              "contra-bc games")
 
 
 # ---------------------------------------------------------------- record
@@ -178,130 +163,41 @@ def record(
     Exit codes: 0 recorded, 2 bad input (including no display for the window), 130 interrupted
     (the flushed prefix is kept, marked incomplete).
     """
-    from contra_bc.episode import UNTIL
-
-    if until not in UNTIL:
-        raise UserError(f"--episode-until must be one of {', '.join(UNTIL)}, not {until!r}.")
-    from contra_bc import movies
+    from contra_bc.episode import check_until
     from contra_bc.record import scripted
+    from contra_bc.ui import emit, err, print_json, print_paths, table
 
-    is_movie = input is not None and movies.is_movie(input)
-    if not is_movie:
-        game, hz = game or scripted.DEFAULT_GAME, hz or scripted.DEFAULT_HZ
+    check_until(until)
     if input is None:
-        return _record_window(game, state, out, hz, frames_per_step, max_steps, episodes, until, scale,
-                              keymap, countdown, resume, json_out)
-    episodes = episodes or 1
-    max_steps = max_steps or 6000
-    from contra_bc.emulator import get_game
-    from contra_bc.ui import emit, err, print_json, print_paths
+        from contra_bc.record import session
 
-    scripted.make_source(input, get_game(game) if game else None, seed)  # validate before any worker starts
-    if episodes == 1:
-        jobs = [scripted.RecordJob(game, state, input, str(out), hz, frames_per_step, max_steps, seed, until, realtime)]
-    else:
-        if out.exists() and any(out.iterdir()):
-            raise UserError(f"{out} exists and is not empty; choose a new session folder.")
-        jobs = [scripted.RecordJob(game, state, input, str(out / f"episode-{i:04d}"), hz, frames_per_step,
-                                   max_steps, seed + i, until, realtime) for i in range(episodes)]
-    metas = _run_jobs(scripted.record_job, jobs, workers, game, "recording",
-                      each=(lambda i, m: emit({"event": "recording", "path": jobs[i].out, **m})) if json_out else None)
+        result = session.record_session(session.SessionConfig(
+            game=game or scripted.DEFAULT_GAME, out=out, state=state, hz=hz or scripted.DEFAULT_HZ,
+            frames_per_step=frames_per_step, until=until, max_steps=max_steps, episodes=episodes, resume=resume,
+            scale=scale, keymap=keymap, countdown=countdown))
+        if json_out:
+            print_json(result["kept"])
+            return
+        table(session.table_rows(result["kept"]), "episodes kept")
+        print_paths(m["path"] for m in result["kept"])
+        err.print(f"session {out}: {len(result['kept'])} episode(s) kept, {result['discarded']} discarded in this run")
+        return
+    recorded = scripted.record_episodes(
+        input, out, game=game, state=state, hz=hz, frames_per_step=frames_per_step, max_steps=max_steps, seed=seed,
+        episodes=episodes, until=until, realtime=realtime, workers=workers,
+        on_recording=(lambda job, meta: emit({"event": "recording", "path": job.out, **meta})) if json_out else None)
     if json_out:
-        print_json(metas)
+        print_json([meta for _, meta in recorded])
     else:
-        _table([{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
-             "deaths": m.get("deaths", 0), "complete": m["complete"]} for j, m in zip(jobs, metas)],
-               "recordings")
-        print_paths(j.out for j in jobs)
-    err.print(f"wrote {len(metas)} recording(s) under {out}")
-    if any(m.get("end_reason") == "interrupted" for m in metas):
+        table(scripted.table_rows(recorded), "recordings")
+        print_paths(job.out for job, _ in recorded)
+    err.print(f"wrote {len(recorded)} recording(s) under {out}")
+    if any(meta.get("end_reason") == "interrupted" for _, meta in recorded):
         err.print("[yellow]interrupted:[/] the flushed prefix is kept and marked incomplete")
         raise typer.Exit(130)
 
 
-def _record_window(game, state, out, hz, frames_per_step, max_steps, episodes, until, scale, keymap,
-                   countdown, resume, json_out):
-    from contra_bc.record.session import SessionConfig, record_session
-    from contra_bc.ui import err, print_json, print_paths
-
-    result = record_session(SessionConfig(game=game, out=out, state=state, hz=hz, frames_per_step=frames_per_step,
-                                          until=until, max_steps=max_steps, episodes=episodes, resume=resume,
-                                          scale=scale, keymap=keymap, countdown=countdown))
-    if json_out:
-        print_json(result["kept"])
-        return
-    _table([{"episode": Path(m["path"]).name, "steps": m["steps"], "outcome": m["outcome"],
-             "end": m["end_reason"], "p99 lateness ms": m["timing"]["lateness_p99_ms"],
-             "missed ticks": m["timing"]["missed_ticks"]} for m in result["kept"]], "episodes kept")
-    print_paths(m["path"] for m in result["kept"])
-    err.print(f"session {out}: {len(result['kept'])} episode(s) kept, {result['discarded']} discarded in this run")
-
-
-def _run_jobs(fn, jobs, workers, game, label, each=None):
-    """Run jobs in worker processes with a progress display; `each(i, result)` as each one finishes."""
-    from contra_bc.parallel import default_workers, run_many
-    from contra_bc.ui import progress
-
-    workers = workers or default_workers()
-
-    def done(i, r):
-        bar.advance(task)
-        if each is not None:
-            each(i, r)
-
-    with progress() as bar:
-        task = bar.add_task(label, total=len(jobs))
-        return run_many(fn, jobs, workers=min(workers, len(jobs)), games=_as_list(game), on_result=done)
-
-
-def _as_list(game):
-    return game if isinstance(game, (set, list)) else [game]
-
-
-def _table(rows: list[dict], title: str):
-    from rich.table import Table
-
-    from contra_bc.ui import out
-
-    if not rows:
-        return
-    t = Table(title=title)
-    for k in rows[0]:
-        t.add_column(k)
-    for r in rows:
-        t.add_row(*[str(v) for v in r.values()])
-    out.print(t)
-
-
 # ---------------------------------------------------------------- replay-verify
-def _stdin_paths(paths: List[Path]) -> List[Path]:
-    """``-`` among the paths: read more paths from stdin, one per line (blank lines and # comments skipped),
-    so `find runs -name meta.json -printf '%h\\n' | contra-bc replay-verify -` works."""
-    if not any(str(p) == "-" for p in paths):
-        return paths
-    if sys.stdin is None or sys.stdin.isatty():
-        raise UserError("`-` reads recording paths from stdin, one per line, but stdin is a terminal. Pipe them "
-                        "in, e.g. `find sessions -name meta.json -printf '%h\\n' | contra-bc replay-verify -`.")
-    listed = [line.strip() for line in sys.stdin.read().splitlines()]
-    listed = [Path(line) for line in listed if line and not line.startswith("#")]
-    expanded = [q for p in paths for q in (listed if str(p) == "-" else [p])]
-    if not expanded:
-        raise UserError("`-` read no paths from stdin (blank lines and # comments are skipped).")
-    return expanded
-
-
-def _stdin_path(path, what: str):
-    """``-`` as a single DATASET / RUN / RECORDING argument: the one path on stdin, so
-    `contra-bc build-dataset ... | contra-bc train - --out runs/a` works."""
-    if path is None or str(path) != "-":
-        return path
-    listed = _stdin_paths([Path("-")])
-    if len(listed) != 1:
-        raise UserError(f"`-` as the {what} reads one path from stdin, but {len(listed)} were given: "
-                        f"{', '.join(map(str, listed[:3]))}{' ...' if len(listed) > 3 else ''}.")
-    return listed[0]
-
-
 @app.command("replay-verify")
 @handle_errors
 def replay_verify(
@@ -326,18 +222,15 @@ def replay_verify(
 
     Exit codes: 0 all verified, 1 any divergence, 2 unreadable input.
     """
-    paths = _stdin_paths(paths)
+    from contra_bc import replay
     from contra_bc.formats import junit as junit_xml
-    from contra_bc.formats.recording import find_recordings
-    from contra_bc.replay import VerifyJob, verify
-    from contra_bc.ui import emit, err, print_json, print_paths
+    from contra_bc.ui import emit, err, print_json, print_paths, stdin_paths, table
 
+    paths = stdin_paths(paths)
     if junit is not None:
         junit_xml.check_target(junit)
-    recs = find_recordings(paths)
-    jobs = [VerifyJob(str(r), check_video, str(report_dir)) for r in recs]
-    results = _run_jobs(verify, jobs, workers, _games_of(recs), "replay-verify",
-                        each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
+    results = replay.verify_all(paths, check_video=check_video, report_dir=report_dir, workers=workers,
+                                each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
     cases = junit_xml.verify_cases(results)
     if junit is not None:
         junit_xml.write(junit, "replay-verify", cases)
@@ -345,14 +238,7 @@ def replay_verify(
     if json_out:
         print_json(results)
     else:
-        rows = []
-        for r in results:
-            d = r.get("first_divergence") or {}
-            rows.append({"recording": r["path"], "status": r["status"], "steps": r.get("steps", "-"),
-                         "complete": r.get("complete", "-"),
-                         "first divergence": "-" if not d else f"step {d['step']} ({d['time_s']} s)",
-                         "outcome": r.get("outcome_recorded", "-")})
-        _table(rows, "replay-verify")
+        table(replay.table_rows(results), "replay-verify")
         for r in results:
             if r["status"] == "error":
                 err.print(f"[red]error[/] {r['path']}: {r['message']}", soft_wrap=True)
@@ -394,20 +280,17 @@ def downsample_check(
 
     Exit codes: 0 the check ran (whatever it found), 2 bad or unpoolable input.
     """
-    paths = _stdin_paths(paths)
     from contra_bc import downsample
     from contra_bc.formats import junit as junit_xml
-    from contra_bc.formats.recording import find_recordings
-    from contra_bc.ui import emit, err, out, print_json, print_paths
+    from contra_bc.ui import emit, err, out, print_json, print_paths, stdin_paths, table
 
-    if mode not in downsample.MODES:
-        raise UserError(f"--mode must be one of {', '.join(downsample.MODES)}, not {mode!r}.")
+    paths = stdin_paths(paths)
+    downsample.check_mode(mode)
     if junit is not None:
         junit_xml.check_target(junit)
-    recs = find_recordings(paths)
-    jobs = [downsample.DownsampleJob(str(r), mode, from_hz, to_hz, window, str(report_dir)) for r in recs]
-    results = _run_jobs(downsample.check, jobs, workers, _games_of(recs), f"downsample-check ({mode})",
-                        each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
+    results = downsample.check_all(paths, mode=mode, from_hz=from_hz, to_hz=to_hz, window=window,
+                                   report_dir=report_dir, workers=workers,
+                                   each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
     summary = downsample.summarize(results)
     if junit is not None:
         junit_xml.write(junit, f"downsample-check ({mode})", junit_xml.downsample_cases(results))
@@ -415,11 +298,7 @@ def downsample_check(
         print_json({"summary": summary, "recordings": results})
     else:
         out.print(f"[bold]{summary['headline']}[/]")
-        _table([{"recording": Path(r["path"]).name, "window": r["window"], "original": r["original_outcome"],
-                 "pooled": r["pooled_outcome"], "actions changed": f"{r['actions_changed']:.1%}",
-                 "first divergence": "-" if r["first_divergence_step"] is None
-                 else f"step {r['first_divergence_step']} ({r['first_divergence_s']} s)"}
-                for r in results if r["status"] == "ok"], f"downsample-check: {mode} pooling")
+        table(downsample.table_rows(results), f"downsample-check: {mode} pooling")
         if summary["diverged"]:
             err.print(f"divergence pictures in {report_dir}/")
         print_paths(r["path"] for r in results if r["status"] == "ok")
@@ -428,12 +307,6 @@ def downsample_check(
         err.print(f"[red]error[/] {r['path']}: {r['message']}", soft_wrap=True)
     if errors:
         raise typer.Exit(2)
-
-
-def _games_of(recs) -> set:
-    from contra_bc.formats.recording import read_meta
-
-    return {read_meta(Path(r))["game"] for r in recs}
 
 
 @app.command()
@@ -495,11 +368,13 @@ def annotate(
     Exit codes: 0 all annotated or up to date, 1 some recordings failed (listed), 2 bad input
     (no API key, bad table, not a recording), 130 interrupted (finished files are kept).
     """
-    paths = _stdin_paths(paths)
+    from rich.markup import escape
+
     from contra_bc import annotate as annotate_lib
     from contra_bc.annotate.gemini import default_model
-    from contra_bc.ui import emit, err, print_json, print_paths, progress
+    from contra_bc.ui import emit, err, print_json, print_paths, progress, stdin_paths, table
 
+    paths = stdin_paths(paths)
     if from_table is not None:
         results = annotate_lib.import_table(paths, from_table, out_dir=out_dir, force=force,
                                             on_result=lambda r: emit({"event": "recording", **r}) if json_out else None)
@@ -514,6 +389,7 @@ def annotate(
             batch=batch, batch_timeout_s=batch_timeout)
         with progress() as bar:
             task = bar.add_task("annotate", total=None)
+
             def done(r):
                 bar.advance(task)
                 if json_out:
@@ -524,18 +400,7 @@ def annotate(
     if json_out:
         print_json(results)
     else:
-        rows = [{"recording": Path(r["recording"]).name, "status": r["status"], "entries": r["entries"],
-                 "rejected": r["rejected"], "windows": r["windows"], "tokens in": r["prompt_tokens"],
-                 "tokens out": r["output_tokens"], "cost USD": f"{r['cost_usd']:.4f}"} for r in results]
-        if len(rows) > 1:
-            rows.append({"recording": "total", "status": "", "entries": sum(r["entries"] for r in results),
-                         "rejected": sum(r["rejected"] for r in results), "windows": sum(r["windows"] for r in results),
-                         "tokens in": sum(r["prompt_tokens"] for r in results),
-                         "tokens out": sum(r["output_tokens"] for r in results),
-                         "cost USD": f"{sum(r['cost_usd'] for r in results):.4f}"})
-        _table(rows, "annotate")
-        from rich.markup import escape
-
+        table(annotate_lib.table_rows(results), "annotate")
         for r in results:
             if r["status"] == "error":
                 err.print(f"[red]error[/] {escape(r['recording'])}: {escape(r['message'])}", soft_wrap=True,
@@ -589,11 +454,11 @@ def build_dataset(
     Exit codes: 0 built, 1 built but --verify dropped diverging recordings,
     2 bad input (corrupt recording, mismatched annotations, nothing usable), 130 interrupted.
     """
-    paths = _stdin_paths(paths)
     from contra_bc.dataset.build import BuildOptions, build_dataset as build
     from contra_bc.dataset.quality import QualityFilter
-    from contra_bc.ui import err, print_json, print_paths
+    from contra_bc.ui import err, print_json, print_paths, stdin_paths, table
 
+    paths = stdin_paths(paths)
     opts = BuildOptions(annotations_dir=str(annotations) if annotations else None,
                         require_annotations=require_annotations, val_fraction=val_fraction, seed=seed,
                         frame_size=frame_size, workers=workers, verify=verify,
@@ -606,10 +471,10 @@ def build_dataset(
     if json_out:
         print_json(report)
     else:
-        _table([{"recording": r["name"], "status": r["status"], "steps": r["steps"],
-                 "episode": "-" if r["episode_index"] is None else r["episode_index"], "split": r["split"] or "-",
-                 "annotated": r["annotated"], "changes/min": r.get("changes_per_minute", "-"),
-                 "why": r["reason"] or ""} for r in report["recordings"]], "build-dataset")
+        table([{"recording": r["name"], "status": r["status"], "steps": r["steps"],
+                "episode": "-" if r["episode_index"] is None else r["episode_index"], "split": r["split"] or "-",
+                "annotated": r["annotated"], "changes/min": r.get("changes_per_minute", "-"),
+                "why": r["reason"] or ""} for r in report["recordings"]], "build-dataset")
         not_annotated = [r["name"] for r in report["recordings"] if r["status"] == "added" and not r["annotated"]]
         if not_annotated:
             err.print(f"{len(not_annotated)} episode(s) have no annotations (text is null for all their steps): "
@@ -687,38 +552,22 @@ def train(
     Exit codes: 0 trained, 2 bad input (dataset, config, checkpoint), 130 interrupted
     (the last checkpoint stays; continue with `--resume`).
     """
+    from contra_bc import train as train_lib
+    from contra_bc.ui import err, print_json, print_paths, progress, stdin_path, table
 
-    dataset = _stdin_path(dataset, "dataset")
-    from contra_bc.train import TrainConfig, load_toml, train as run_training
-    from contra_bc.ui import err, print_json, progress
-
-    options = load_toml(config) if config else {}
-    saved = (out / "config.json") if (resume and out is not None) else None
-    if saved is not None and saved.is_file():  # a resumed run keeps its options unless flags change them
-        import json
-
-        options = {**{k: v for k, v in json.loads(saved.read_text())["train"].items()
-                      if k not in ("dataset", "out", "resume", "stop_at")}, **options}  # --stop-at is once
-    flags = {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
-             "grad_accum": grad_accum, "window": window, "sequence": sequence, "jitter": jitter,
-             "text_dropout": text_dropout, "image_norm": image_norm, "press_weight": press_weight, "focus": focus, "image_input": image_input,
-             "aux_weight": aux_weight, "init": str(init) if init else None, "lr": lr, "seed": seed, "device": device,
-             "compile": compile, "augment": augment, "eval_every": eval_every, "eval_batches": eval_batches, "save_every": save_every,
-             "log_every": log_every, "workers": workers, "text_encoder": text_encoder}
-    options.update({k: v for k, v in flags.items() if v is not None})
-    options["dataset"] = str(dataset)
-    if out is None and "out" not in options:
-        raise UserError("--out RUN is required: the directory for checkpoints and metrics, e.g. `--out runs/tiny`.")
-    if out is not None:
-        options["out"] = str(out)
-    options["resume"] = resume
-    tc = TrainConfig.from_dict(options)
-    import os
-
+    dataset = stdin_path(dataset, "dataset")
+    tc = train_lib.config_from_options(
+        {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
+         "grad_accum": grad_accum, "window": window, "sequence": sequence, "jitter": jitter,
+         "text_dropout": text_dropout, "image_norm": image_norm, "press_weight": press_weight, "focus": focus,
+         "image_input": image_input, "aux_weight": aux_weight, "init": str(init) if init else None, "lr": lr,
+         "seed": seed, "device": device, "compile": compile, "augment": augment, "eval_every": eval_every,
+         "eval_batches": eval_batches, "save_every": save_every, "log_every": log_every, "workers": workers,
+         "text_encoder": text_encoder},
+        dataset=dataset, out=out, config_file=config, resume=resume)
     main_rank = os.environ.get("RANK", "0") == "0"
     bar = progress(disable=not main_rank)  # shown from the first step, so input errors print alone
     task = bar.add_task("train", total=tc.stop_at or tc.max_steps)
-
     speed = {"steps_per_s": 0.0}
 
     def on_step(step, total, record):
@@ -730,7 +579,7 @@ def train(
                                f"{speed['steps_per_s']:.2f} steps/s")
 
     try:
-        summary = run_training(tc, on_step=on_step)
+        summary = train_lib.train(tc, on_step=on_step)
     finally:
         bar.stop()
     if not main_rank:
@@ -738,16 +587,8 @@ def train(
     if json_out:
         print_json(summary)
         return
-    val = summary.get("val") or {}
-    rows = [{"metric": "steps", "value": summary["step"]}, {"metric": "parameters", "value": f"{summary['parameters']:,}"},
-            {"metric": "train loss", "value": f"{summary['train_loss']:.4f}" if summary["train_loss"] else "-"}]
-    rows += [{"metric": f"val {k}", "value": f"{v:.4f}" if isinstance(v, float) else str(v)}
-             for k, v in val.items() if v is not None and (k == "loss" or k.startswith("ppl/") or k.startswith("acc/")
-                                                           or k.startswith("press_"))]
-    _table(rows, "train")
+    table(train_lib.table_rows(summary), "train")
     err.print(f"checkpoint: {summary['checkpoint']}")
-    from contra_bc.ui import print_paths
-
     print_paths([tc.out])
 
 
@@ -811,77 +652,54 @@ def play(
 
     Exit codes: 0 ok, 2 bad input (unreadable checkpoint, buttons that do not fit the game), 130 interrupted.
     """
-    checkpoint = str(_stdin_path(checkpoint, "checkpoint"))
-    from contra_bc import play as play_mod
+    from contra_bc import play as play_lib
     from contra_bc.formats import junit as junit_xml
-    from contra_bc.ui import emit, err, print_json, print_paths, progress
+    from contra_bc.ui import emit, err, print_json, print_paths, progress, stdin_path, table
 
-    ckpt = None if checkpoint == "bot:random" else checkpoint
-    if checkpoint.startswith("bot:") and ckpt is not None:
-        raise UserError(f"{checkpoint}: only bot:random can stand in for a checkpoint.")
-    cfg = play_mod.EvalConfig(checkpoint=ckpt, game=game, state=state, out=str(out) if out else None,
-                              episodes=episodes, workers=workers, frames_per_step=frames_per_step, hz=hz,
-                              max_steps=max_steps, until=until, temperature=temperature, seed=seed,
-                              instruction=instruction, baseline=baseline, threads=threads, corrector=corrector,
-                              lookahead=lookahead, hold=hold)
-    play_mod.check_options(cfg)
+    checkpoint = str(stdin_path(checkpoint, "checkpoint"))
+    cfg = play_lib.EvalConfig(checkpoint=play_lib.checkpoint_argument(checkpoint), game=game, state=state,
+                              out=str(out) if out else None, episodes=episodes, workers=workers,
+                              frames_per_step=frames_per_step, hz=hz, max_steps=max_steps, until=until,
+                              temperature=temperature, seed=seed, instruction=instruction, baseline=baseline,
+                              threads=threads, corrector=corrector, lookahead=lookahead, hold=hold)
+    play_lib.check_options(cfg)
     if junit is not None:
         junit_xml.check_target(junit)
-    play_mod.resolve_pacing(cfg)  # loads and checks the checkpoint before anything starts
+    play_lib.resolve_pacing(cfg)  # loads and checks the checkpoint before anything starts
     if not fast and episodes == 1 and not corrector:
         if out is None:
             raise UserError("The window records what happens: give a new session folder with --out "
                             "(or use --fast for a headless run).")
-        result = play_mod.play_window(cfg)
-        _table([{k: result[k] for k in ("recording", "outcome", "steps", "agent_steps", "human_steps",
-                                        "latency_ms_p50", "latency_ms_p99")}], "play")
+        result = play_lib.play_window(cfg)
+        table(play_lib.window_rows(result), "play")
         print_paths([result["recording"]])
         if result["end_reason"] in ("interrupted", "stopped"):
             raise typer.Exit(130)
         return
+
     def ended(i, episode):
         bar.advance(task)
         if json_out:
             emit({"event": "episode", **{k: v for k, v in episode.items() if k != "latency_ms"}})
 
     with progress() as bar:
-        n = episodes * (2 if ckpt and baseline != "none" else 1)
-        task = bar.add_task("play", total=n)
-        report = play_mod.evaluate(cfg, on_result=ended)
-    interrupted = report["interrupted"]
+        task = bar.add_task("play", total=play_lib.episode_count(cfg))
+        report = play_lib.evaluate(cfg, on_result=ended)
     if junit is not None:
         junit_xml.write(junit, f"play {game}", junit_xml.episode_cases(report["episodes_detail"]))
     if json_out:
         print_json(report)
     else:
-        _print_evaluation(report, game, until)
+        table(play_lib.evaluation_rows(report), f"play {game} ({report['episodes']} episodes, until {until})")
+        if report.get("baseline_policy"):
+            err.print(f"baseline: {report['baseline_policy']}")
+        if report.get("report"):
+            err.print(f"report: {report['report']}")
         print_paths(e["recording"] for rows in report["episodes_detail"].values() for e in rows
                     if e.get("recording"))
-    if interrupted:
+    if report["interrupted"]:
         err.print("[yellow]interrupted:[/] the episodes' recordings are kept, marked incomplete")
         raise typer.Exit(130)
-
-
-def _print_evaluation(report: dict, game: str, until: str):
-    from contra_bc.ui import err
-
-    rows = []
-    for name, s in report["policies"].items():
-        ci = s.get("win_rate_ci95") or [0, 1]
-        q = s.get("progress_quartiles") or [None] * 5
-        rows.append({"policy": name, "episodes": s["episodes"],
-                     "wins (95% CI)": f"{s['wins']} ({ci[0]:.0%}-{ci[1]:.0%})",
-                     "progress mean (min/median/max)": f"{s['progress_mean']} ({q[0]}/{q[2]}/{q[4]})",
-                     "score": s["score_mean"],
-                     "deaths": s["deaths_mean"], "steps": s["steps_mean"],
-                     "latency p50/p99 ms": f"{s['latency_ms_p50']}/{s['latency_ms_p99']}"})
-        if report.get("corrector") and name == "agent":
-            rows[-1]["corrector steps"] = f"{s['corrector_steps']} ({s['takeovers']} takeovers)"
-    _table(rows, f"play {game} ({report['episodes']} episodes, until {until})")
-    if report.get("baseline_policy"):
-        err.print(f"baseline: {report['baseline_policy']}")
-    if report.get("report"):
-        err.print(f"report: {report['report']}")
 
 
 @app.command("causality-score")
@@ -926,39 +744,33 @@ def causality_score(
 
     Exit codes: 0 ok, 2 bad input (missing dataset, game mismatch, p outside [0, 1]).
     """
+    from contra_bc import causality
+    from contra_bc.ui import err, print_json, stdin_path, table
+
     if str(checkpoint) == "-" and str(dataset) == "-":
         raise UserError("Only one of CHECKPOINT and DATASET can be `-` (read from stdin).")
-    checkpoint, dataset = _stdin_path(checkpoint, "checkpoint"), _stdin_path(dataset, "dataset")
-    from contra_bc import causality
-    from contra_bc.ui import err, print_json
-
+    checkpoint, dataset = stdin_path(checkpoint, "checkpoint"), stdin_path(dataset, "dataset")
     if toy:
         result = causality.toy_experiment(causality.ToyConfig(steps=toy_steps, seed=seed))
-        png = causality.draw_toy(result, plot or Path("causality-toy.png"))
-        result["png"] = str(png)
+        result["png"] = str(causality.draw_toy(result, plot or Path("causality-toy.png")))
         if json_out:
             print_json(result)
-            return
-        _table([{"policy": name, "c at start": f"{pts[0][1]:.3f}", "c at end": f"{pts[-1][1]:.3f}"}
-                for name, pts in result["curves"].items()], "toy causality (higher = more causal)")
-        err.print(f"curves: {png}")
+        else:
+            table(causality.toy_rows(result), "toy causality (higher = more causal)")
+            err.print(f"curves: {result['png']}")
         return
     cfg = causality.ScoreConfig(chunks=chunks, p=p, batch=batch, batches=batches, seed=seed, repeats=repeats,
                                 split=split, min_distance=min_distance)
     causality.check_config(cfg)
     if over is not None:
-        dataset = dataset or checkpoint
-        if dataset is None:
+        if (dataset or checkpoint) is None:
             raise UserError("--over RUN needs the dataset: `contra-bc causality-score --over RUN DATASET`.")
-        result = causality.trace_over(over, dataset, cfg, plot or Path("causality-over.png"))
+        result = causality.trace_over(over, dataset or checkpoint, cfg, plot or Path("causality-over.png"))
         if json_out:
             print_json(result)
-            return
-        _table([{"checkpoint": r["checkpoint"], "step": r["step"], "score": f"{r['score']:.6g}",
-                 "spread": f"{r['spread']:.2g}",
-                 "val loss": "-" if r.get("val_loss") is None else f"{r['val_loss']:.4f}"} for r in result["points"]],
-               "causality over training")
-        err.print(f"chart: {result['png']}")
+        else:
+            table(causality.over_rows(result), "causality over training")
+            err.print(f"chart: {result['png']}")
         return
     if checkpoint is None or dataset is None:
         raise UserError("causality-score needs CHECKPOINT and DATASET, e.g. "
@@ -967,14 +779,10 @@ def causality_score(
     if json_out:
         print_json(result)
         return
-    _table([{"score": f"{result['score']:.6g}", "spread (std over repeats)": f"{result['spread']:.3g}",
-             "mean per chunk": f"{result['mean_per_chunk']:.6g}", "chunks scored": result["chunks_scored"],
-             "frames replaced": f"{result['replaced_fraction']:.3f}", "repeats": len(result["repeats"])}],
-           f"causality score (p={p}, C={chunks}, split {split})")
-    if p > 0 and result["replaced_fraction"] < 0.5 * p:
-        err.print(f"[yellow]warning:[/] only {result['replaced_fraction']:.1%} of frames could be swapped (p={p}): "
-                  "the batches hold too few other scenes. Use a larger --batch, a split with more episodes, "
-                  "or a smaller --min-distance.")
+    table(causality.score_rows(result), f"causality score (p={p}, C={chunks}, split {split})")
+    warning = causality.too_few_swaps(result, p)
+    if warning:
+        err.print(f"[yellow]warning:[/] {warning}")
 
 
 # ---------------------------------------------------------------- render
@@ -1011,18 +819,15 @@ def render(
     Exit codes: 0 written, 2 bad input (unreadable recording, unknown suffix, existing file, more than 4
     recordings, empty range), 130 interrupted (no partial file is left).
     """
-    paths = _stdin_paths(paths)
-    from contra_bc import render as render_mod
-    from contra_bc.ui import err, print_json, print_paths, progress
+    from contra_bc import render as render_lib
+    from contra_bc.ui import err, print_json, print_paths, progress, stdin_paths
 
+    paths = stdin_paths(paths)
     with progress() as bar:
         task = bar.add_task("render", total=None)
-
-        def on_frame(done, total):
-            bar.update(task, completed=done, total=total)
-
-        summary = render_mod.render(paths, out_file, speed=speed, scale=scale, start=start, stop=stop,
-                                    labels=label or None, overlay=not no_overlay, on_frame=on_frame)
+        summary = render_lib.render(paths, out_file, speed=speed, scale=scale, start=start, stop=stop,
+                                    labels=label or None, overlay=not no_overlay,
+                                    on_frame=lambda done, total: bar.update(task, completed=done, total=total))
     if json_out:
         print_json(summary)
         return
@@ -1060,18 +865,15 @@ def export(
 
     Exit codes: 0 written, 2 bad input (incomplete recording, existing file, .fm2 of a non-power-on run).
     """
-    recording = _stdin_path(recording, "recording")
     from contra_bc.movies import export_recording
-    from contra_bc.ui import err, print_json
+    from contra_bc.ui import err, print_json, print_paths, stdin_path, table
 
-    summary = export_recording(recording, to)
+    summary = export_recording(stdin_path(recording, "recording"), to)
     if json_out:
         print_json(summary)
         return
-    _table([summary], "export")
+    table([summary], "export")
     err.print(f"wrote {to}")
-    from contra_bc.ui import print_paths
-
     print_paths([to])
 
 
@@ -1091,31 +893,19 @@ def report(
 
     Exit codes: 0 written, 2 not a run directory or unreadable stage output.
     """
-    run_dir = _stdin_path(run_dir, "run directory")
-    from contra_bc import report as report_mod
-    from contra_bc.ui import err, out, print_json
+    from contra_bc import report as report_lib
+    from contra_bc.ui import err, out, print_json, print_paths, stdin_path, table
 
-    data = report_mod.build_report(run_dir)
-    path = report_mod.write_markdown(data, run_dir)
+    run_dir = stdin_path(run_dir, "run directory")
+    data = report_lib.build_report(run_dir)
+    path = report_lib.write_markdown(data, run_dir)
     if json_out:
         print_json(data)
         return
     if data["downsample"]:
         out.print(f"[bold]{data['downsample']['headline']}[/]")
-    rows = []
-    for name, s in data["policies"].items():
-        rows.append({"policy": name, "episodes": s.get("episodes"),
-                     "wins": report_mod._fmt(s.get("win_rate"), True),
-                     "progress": report_mod._fmt(s.get("progress_mean")),
-                     "vs expert": report_mod._fmt(s.get("progress_vs_expert"), True),
-                     "score": report_mod._fmt(s.get("score_mean")),
-                     "deaths": report_mod._fmt(s.get("deaths_mean")),
-                     "ms p50/p99": "-" if s.get("latency_ms_p50") is None
-                     else f"{s['latency_ms_p50']:.0f}/{s['latency_ms_p99']:.0f}"})
-    _table(rows, "agent vs random vs expert")
+    table(report_lib.policy_rows(data), "agent vs random vs expert")
     err.print(f"report: {path}")
-    from contra_bc.ui import print_paths
-
     print_paths([path])
 
 

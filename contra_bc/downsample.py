@@ -177,3 +177,31 @@ def summarize(results: list[dict]) -> dict:
         "mean_actions_changed": float(np.mean([r["actions_changed"] for r in ok])) if ok else None,
         "headline": f"{len(lost)} of {len(winners)} winning runs fail when downsampled",
     }
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UserError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}.")
+
+
+def check_all(paths: list[Path], *, mode: str = "max", from_hz: float | None = None, to_hz: float = 20.0,
+              window: int | None = None, report_dir: Path = Path("downsample-report"), workers: int = 0,
+              each=None) -> list[dict]:
+    """`check` every recording found under ``paths`` in worker processes; ``each(i, result)`` as each ends."""
+    from contra_bc.formats.recording import find_recordings, games_of
+    from contra_bc.parallel import run_with_progress
+
+    check_mode(mode)
+    recs = find_recordings(paths)
+    jobs = [DownsampleJob(str(r), mode, from_hz, to_hz, window, str(report_dir)) for r in recs]
+    return run_with_progress(check, jobs, workers=workers, games=games_of(recs), label=f"downsample-check ({mode})",
+                             each=each)
+
+
+def table_rows(results: list[dict]) -> list[dict]:
+    """The summary table of `check_all`: one row per recording that could be checked."""
+    return [{"recording": Path(r["path"]).name, "window": r["window"], "original": r["original_outcome"],
+             "pooled": r["pooled_outcome"], "actions changed": f"{r['actions_changed']:.1%}",
+             "first divergence": "-" if r["first_divergence_step"] is None
+             else f"step {r['first_divergence_step']} ({r['first_divergence_s']} s)"}
+            for r in results if r["status"] == "ok"]

@@ -154,6 +154,19 @@ def list_states(game: Game) -> list[str]:
     return list(retro.data.list_states(game.name, _inttype(retro)))
 
 
+def describe_games() -> list[dict]:
+    """What `contra-bc games` lists: per game its ROM (present? the SHA-1 it needs, how to import it),
+    start states and buttons."""
+    rows = []
+    for g in list_games():
+        rom = rom_path(g)
+        rows.append({"game": g.name, "title": g.title, "platform": g.platform, "integration": g.integration,
+                     "rom_present": rom is not None, "rom_sha1": expected_rom_sha1(g),
+                     "states": list_states(g), "buttons": g.button_names,
+                     "import": None if rom else (g.import_hint or "python -m stable_retro.import DIR")})
+    return rows
+
+
 def missing_rom_error(game: Game) -> UserError:
     hint = game.import_hint or "python -m stable_retro.import DIR_WITH_THE_ROM"
     return UserError(

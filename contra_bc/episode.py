@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.emulator import RESET_FRAMES, Emulator, classify, expected_rom_sha1
+from contra_bc.errors import UserError
 from contra_bc.formats.recording import RecordingWriter, now_ns
 
 # Which outcomes end an episode, by --episode-until.
@@ -22,6 +23,12 @@ UNTIL = {
     "game-over": ("game_over",),
     "never": (),
 }
+
+
+def check_until(until: str) -> None:
+    """UserError unless ``until`` is an --episode-until value."""
+    if until not in UNTIL:
+        raise UserError(f"--episode-until must be one of {', '.join(UNTIL)}, not {until!r}.")
 
 
 class EpisodeRunner:

@@ -91,6 +91,25 @@ def run_many(fn: Callable, items: list, *, workers: int, games: Iterable[str] = 
     return results
 
 
+def run_with_progress(fn: Callable, items: list, *, workers: int, games, label: str,
+                      each: Callable | None = None) -> list:
+    """`run_many` under a progress bar named ``label``; ``workers`` 0 means `default_workers()`;
+    ``each(index, result)`` as each one finishes."""
+    from contra_bc.ui import progress
+
+    workers = workers or default_workers()
+
+    def done(i, r):
+        bar.advance(task)
+        if each is not None:
+            each(i, r)
+
+    with progress() as bar:
+        task = bar.add_task(label, total=len(items))
+        return run_many(fn, items, workers=min(workers, len(items)),
+                        games=games if isinstance(games, (set, list)) else [games], on_result=done)
+
+
 def _signal_workers(pool) -> None:
     import signal
 

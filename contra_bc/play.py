@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.emulator import get_game, progress_of
-from contra_bc.episode import UNTIL, EpisodeRunner
+from contra_bc.episode import EpisodeRunner, check_until
 from contra_bc.signals import StopSignals
 from contra_bc.takeover import HumanTakeover, take_step
 from contra_bc.errors import UserError
@@ -347,8 +347,7 @@ class EvalConfig:
 
 
 def check_options(cfg: EvalConfig) -> None:
-    if cfg.until not in UNTIL:
-        raise UserError(f"--episode-until must be one of {', '.join(UNTIL)}, not {cfg.until!r}.")
+    check_until(cfg.until)
     if cfg.baseline not in BASELINES:
         raise UserError(f"--baseline must be one of {', '.join(BASELINES)}, not {cfg.baseline!r}.")
     if cfg.temperature < 0:
@@ -363,6 +362,43 @@ def check_options(cfg: EvalConfig) -> None:
         make_corrector(PlayJob(None, cfg.game, None, None, corrector=cfg.corrector), game)  # a bad name fails here
         if cfg.lookahead < 1 or cfg.hold < 1:
             raise UserError(f"--lookahead and --hold are steps, >= 1 (got {cfg.lookahead} and {cfg.hold}).")
+
+
+def checkpoint_argument(checkpoint: str) -> str | None:
+    """CHECKPOINT as given: a checkpoint or run path, or None for `bot:random` (the baseline alone)."""
+    if checkpoint == "bot:random":
+        return None
+    if checkpoint.startswith("bot:"):
+        raise UserError(f"{checkpoint}: only bot:random can stand in for a checkpoint.")
+    return checkpoint
+
+
+def episode_count(cfg: EvalConfig) -> int:
+    """Episodes `evaluate` plays: the agent's and, beside them, the baseline's."""
+    return cfg.episodes * (2 if cfg.checkpoint and cfg.baseline != "none" else 1)
+
+
+def window_rows(result: dict) -> list[dict]:
+    """The summary table of `play_window`."""
+    return [{k: result[k] for k in ("recording", "outcome", "steps", "agent_steps", "human_steps",
+                                    "latency_ms_p50", "latency_ms_p99")}]
+
+
+def evaluation_rows(report: dict) -> list[dict]:
+    """The summary table of `evaluate`: one row per policy."""
+    rows = []
+    for name, s in report["policies"].items():
+        ci = s.get("win_rate_ci95") or [0, 1]
+        q = s.get("progress_quartiles") or [None] * 5
+        rows.append({"policy": name, "episodes": s["episodes"],
+                     "wins (95% CI)": f"{s['wins']} ({ci[0]:.0%}-{ci[1]:.0%})",
+                     "progress mean (min/median/max)": f"{s['progress_mean']} ({q[0]}/{q[2]}/{q[4]})",
+                     "score": s["score_mean"],
+                     "deaths": s["deaths_mean"], "steps": s["steps_mean"],
+                     "latency p50/p99 ms": f"{s['latency_ms_p50']}/{s['latency_ms_p99']}"})
+        if report.get("corrector") and name == "agent":
+            rows[-1]["corrector steps"] = f"{s['corrector_steps']} ({s['takeovers']} takeovers)"
+    return rows
 
 
 def resolve_pacing(cfg: EvalConfig) -> tuple[int, float]:

@@ -137,3 +137,26 @@ def _divergence_png(rec, step: int, replayed, report_dir: Path, frame_ok: bool) 
                                  f"({rec.time_of_step(step):.2f} s)"
                                  + (": RAM differs, the screens are identical" if frame_ok else ""))
 
+
+
+def verify_all(paths: list[Path], *, check_video: bool = False, report_dir: Path = Path("replay-report"),
+               workers: int = 0, each=None) -> list[dict]:
+    """`verify` every recording found under ``paths`` in worker processes; ``each(i, result)`` as each ends."""
+    from contra_bc.formats.recording import find_recordings, games_of
+    from contra_bc.parallel import run_with_progress
+
+    recs = find_recordings(paths)
+    jobs = [VerifyJob(str(r), check_video, str(report_dir)) for r in recs]
+    return run_with_progress(verify, jobs, workers=workers, games=games_of(recs), label="replay-verify", each=each)
+
+
+def table_rows(results: list[dict]) -> list[dict]:
+    """The summary table of `verify_all`: one row per recording."""
+    rows = []
+    for r in results:
+        d = r.get("first_divergence") or {}
+        rows.append({"recording": r["path"], "status": r["status"], "steps": r.get("steps", "-"),
+                     "complete": r.get("complete", "-"),
+                     "first divergence": "-" if not d else f"step {d['step']} ({d['time_s']} s)",
+                     "outcome": r.get("outcome_recorded", "-")})
+    return rows

@@ -279,3 +279,16 @@ def _first_png(run_dir: Path):
         if r.get("png"):
             return r["png"]
     return None
+
+
+def policy_rows(report: dict) -> list[dict]:
+    """The comparison table printed by `contra-bc report`: one row per policy."""
+    return [{"policy": name, "episodes": s.get("episodes"),
+             "wins": _fmt(s.get("win_rate"), True),
+             "progress": _fmt(s.get("progress_mean")),
+             "vs expert": _fmt(s.get("progress_vs_expert"), True),
+             "score": _fmt(s.get("score_mean")),
+             "deaths": _fmt(s.get("deaths_mean")),
+             "ms p50/p99": "-" if s.get("latency_ms_p50") is None
+             else f"{s['latency_ms_p50']:.0f}/{s['latency_ms_p99']:.0f}"}
+            for name, s in report["policies"].items()]

@@ -88,6 +88,38 @@ def load_toml(path: Path) -> dict:
     return obj.get("train", obj)
 
 
+def config_from_options(flags: dict, *, dataset: Path, out: Path | None, config_file: Path | None,
+                        resume: bool) -> TrainConfig:
+    """The run's TrainConfig from the command line: flags (None: not given) win over the --config file,
+    which wins over a resumed run's saved options (all but --stop-at, which holds once)."""
+    import json
+
+    options = load_toml(config_file) if config_file else {}
+    saved = (out / "config.json") if (resume and out is not None) else None
+    if saved is not None and saved.is_file():  # a resumed run keeps its options unless flags change them
+        options = {**{k: v for k, v in json.loads(saved.read_text())["train"].items()
+                      if k not in ("dataset", "out", "resume", "stop_at")}, **options}  # --stop-at is once
+    options.update({k: v for k, v in flags.items() if v is not None})
+    options["dataset"] = str(dataset)
+    if out is None and "out" not in options:
+        raise UserError("--out RUN is required: the directory for checkpoints and metrics, e.g. `--out runs/tiny`.")
+    if out is not None:
+        options["out"] = str(out)
+    options["resume"] = resume
+    return TrainConfig.from_dict(options)
+
+
+def table_rows(summary: dict) -> list[dict]:
+    """The summary table of `train`: steps, parameters, train loss and the last validation's metrics."""
+    val = summary.get("val") or {}
+    rows = [{"metric": "steps", "value": summary["step"]}, {"metric": "parameters", "value": f"{summary['parameters']:,}"},
+            {"metric": "train loss", "value": f"{summary['train_loss']:.4f}" if summary["train_loss"] else "-"}]
+    rows += [{"metric": f"val {k}", "value": f"{v:.4f}" if isinstance(v, float) else str(v)}
+             for k, v in val.items() if v is not None and (k == "loss" or k.startswith("ppl/") or k.startswith("acc/")
+                                                           or k.startswith("press_"))]
+    return rows
+
+
 def lr_at(step: int, base: float, tc: TrainConfig) -> float:
     if step < tc.warmup_steps:
         return base * (step + 1) / tc.warmup_steps

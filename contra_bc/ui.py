@@ -144,3 +144,53 @@ class PlainProgress:
             line += f" {speed}"
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+def table(rows: list[dict], title: str) -> None:
+    """One rich table of ``rows`` (the first row's keys are the columns); nothing when there are none."""
+    from rich.table import Table
+
+    if not rows:
+        return
+    t = Table(title=title)
+    for k in rows[0]:
+        t.add_column(k)
+    for r in rows:
+        t.add_row(*[str(v) for v in r.values()])
+    out.print(t)
+
+
+def stdin_paths(paths: list) -> list:
+    """``-`` among the paths: read more paths from stdin, one per line (blank lines and # comments skipped),
+    so `find runs -name meta.json -printf '%h\\n' | contra-bc replay-verify -` works."""
+    from pathlib import Path
+
+    from contra_bc.errors import UserError
+
+    if not any(str(p) == "-" for p in paths):
+        return paths
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UserError("`-` reads recording paths from stdin, one per line, but stdin is a terminal. Pipe them "
+                        "in, e.g. `find sessions -name meta.json -printf '%h\\n' | contra-bc replay-verify -`.")
+    listed = [line.strip() for line in sys.stdin.read().splitlines()]
+    listed = [Path(line) for line in listed if line and not line.startswith("#")]
+    expanded = [q for p in paths for q in (listed if str(p) == "-" else [p])]
+    if not expanded:
+        raise UserError("`-` read no paths from stdin (blank lines and # comments are skipped).")
+    return expanded
+
+
+def stdin_path(path, what: str):
+    """``-`` as a single DATASET / RUN / RECORDING argument: the one path on stdin, so
+    `contra-bc build-dataset ... | contra-bc train - --out runs/a` works."""
+    from pathlib import Path
+
+    from contra_bc.errors import UserError
+
+    if path is None or str(path) != "-":
+        return path
+    listed = stdin_paths([Path("-")])
+    if len(listed) != 1:
+        raise UserError(f"`-` as the {what} reads one path from stdin, but {len(listed)} were given: "
+                        f"{', '.join(map(str, listed[:3]))}{' ...' if len(listed) > 3 else ''}.")
+    return listed[0]

@@ -208,3 +208,20 @@ def test_stop_at_then_bare_resume_continues_and_an_unstarted_run_restarts(datase
     (tmp_path / "afile").write_text("x")
     onfile = run_cli("train", dataset, "--out", tmp_path / "afile", "--max-steps", 2, *TRAIN)
     assert onfile.returncode == 2 and "is a file" in onfile.stderr and "Traceback" not in onfile.stderr
+
+
+def test_options_precedence_flags_then_config_file_then_the_resumed_run(tmp_path):
+    """A resumed run keeps its saved options (all but --stop-at); --config overrides them, flags override both."""
+    from contra_bc.train import config_from_options
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": {"dataset": "old", "out": "old", "resume": False,
+                                                           "stop_at": 5, "lr": 0.5, "seed": 7, "batch_size": 3}}))
+    (tmp_path / "c.toml").write_text("[train]\nseed = 8\nbatch_size = 4\n")
+    tc = config_from_options({"batch_size": 6, "lr": None}, dataset=tmp_path / "ds", out=run,
+                             config_file=tmp_path / "c.toml", resume=True)
+    assert (tc.lr, tc.seed, tc.batch_size, tc.stop_at) == (0.5, 8, 6, None)
+    assert (tc.dataset, tc.out, tc.resume) == (str(tmp_path / "ds"), str(run), True)
+    fresh = config_from_options({}, dataset=tmp_path / "ds", out=run, config_file=None, resume=False)
+    assert (fresh.lr, fresh.seed) == (None, 0)  # without --resume the saved options are not read

@@ -581,3 +581,17 @@ def _import_one(rec_path: Path, table_file: Path, rows: list, table_sha1: str, o
     return _result(rec_path, out_path, "annotated", entries=len(entries), rejected=len(rejected),
                    message="; ".join(f"rejected line {r['entry'].get('line', '?')} {r['entry'].get('text', '')!r}: "
                                      f"{r['reason']}" for r in rejected))
+
+
+def table_rows(results: list[dict]) -> list[dict]:
+    """The summary table of `annotate` / `import_table`: one row per recording, a total under several."""
+    rows = [{"recording": Path(r["recording"]).name, "status": r["status"], "entries": r["entries"],
+             "rejected": r["rejected"], "windows": r["windows"], "tokens in": r["prompt_tokens"],
+             "tokens out": r["output_tokens"], "cost USD": f"{r['cost_usd']:.4f}"} for r in results]
+    if len(rows) > 1:
+        rows.append({"recording": "total", "status": "", "entries": sum(r["entries"] for r in results),
+                     "rejected": sum(r["rejected"] for r in results), "windows": sum(r["windows"] for r in results),
+                     "tokens in": sum(r["prompt_tokens"] for r in results),
+                     "tokens out": sum(r["output_tokens"] for r in results),
+                     "cost USD": f"{sum(r['cost_usd'] for r in results):.4f}"})
+    return rows

@@ -379,5 +379,10 @@ def find_recordings(paths: list[Path]) -> list[Path]:
     return found
 
 
+def games_of(recordings) -> set[str]:
+    """The games the recordings were made on (from each checked meta.json)."""
+    return {read_meta(Path(r))["game"] for r in recordings}
+
+
 def now_ns() -> int:
     return time.time_ns()

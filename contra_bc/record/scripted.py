@@ -207,3 +207,36 @@ def record_job(job: RecordJob, on_step=None) -> dict:
                 break
     return writer.finish(runner.final_outcome(), complete=True, end_reason=end_reason,
                          summary=runner.summary())
+
+
+def record_episodes(input: str, out: Path, *, game: str | None = None, state: str | None = None,
+                    hz: float | None = None, frames_per_step: int = 1, max_steps: int | None = None, seed: int = 0,
+                    episodes: int | None = None, until: str = "level", realtime: bool = False, workers: int = 0,
+                    on_recording=None) -> list[tuple[RecordJob, dict]]:
+    """Record ``episodes`` headless episodes of ``input`` (one into ``out``, several into
+    ``out/episode-NNNN``, episode i with seed+i) in worker processes; (job, final meta) per episode.
+
+    The input is checked before any worker starts; ``on_recording(job, meta)`` as each one is written."""
+    from contra_bc import movies
+    from contra_bc.parallel import run_with_progress
+
+    if not movies.is_movie(input):  # a movie brings its own game and rate
+        game, hz = game or DEFAULT_GAME, hz or DEFAULT_HZ
+    episodes, max_steps = episodes or 1, max_steps or 6000
+    make_source(input, get_game(game) if game else None, seed)  # validate before any worker starts
+    if episodes == 1:
+        jobs = [RecordJob(game, state, input, str(out), hz, frames_per_step, max_steps, seed, until, realtime)]
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise UserError(f"{out} exists and is not empty; choose a new session folder.")
+        jobs = [RecordJob(game, state, input, str(out / f"episode-{i:04d}"), hz, frames_per_step,
+                          max_steps, seed + i, until, realtime) for i in range(episodes)]
+    each = (lambda i, meta: on_recording(jobs[i], meta)) if on_recording else None
+    metas = run_with_progress(record_job, jobs, workers=workers, games=game, label="recording", each=each)
+    return list(zip(jobs, metas))
+
+
+def table_rows(recorded: list[tuple[RecordJob, dict]]) -> list[dict]:
+    """The summary table of `record_episodes`: one row per recording."""
+    return [{"recording": m.get("path", j.out), "steps": m["steps"], "outcome": m["outcome"],
+             "deaths": m.get("deaths", 0), "complete": m["complete"]} for j, m in recorded]

@@ -426,3 +426,10 @@ def record_session(cfg: SessionConfig) -> dict:
                 "gamepads": window.gamepads}
     finally:
         window.close()
+
+
+def table_rows(kept: list[dict]) -> list[dict]:
+    """The summary table of a session: one row per episode kept."""
+    return [{"episode": Path(m["path"]).name, "steps": m["steps"], "outcome": m["outcome"],
+             "end": m["end_reason"], "p99 lateness ms": m["timing"]["lateness_p99_ms"],
+             "missed ticks": m["timing"]["missed_ticks"]} for m in kept]
