@@ -114,7 +114,7 @@ def test_the_aux_head_teaches_the_encoder_and_the_run_plays(built, tmp_path):
                         .read_text())
     assert config["aux_variables"] == AUX.split(",") and config["model"]["aux_outputs"] == 2
     assert policy.model.aux_head.out_features == 2
-    played = run_cli("play", run, "--game", "Outpost-Nes", "--episodes", "1", "--max-steps", "20", "--json",
+    played = run_cli("play", run, "--game", "Outpost-Nes", "--fast", "--max-steps", "20", "--json",
                      "--out", tmp_path / "eval")
     assert played.returncode == 0, played.stderr
     assert last_json(played.stdout)["episodes"] == 1
