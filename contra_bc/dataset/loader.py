@@ -185,8 +185,7 @@ class DatasetReader:
 
 def _aux_array(column, n: int) -> np.ndarray:
     """A fixed-size-list float32 column -> [rows, n]."""
-    flat = column.combine_chunks().flatten() if column.num_chunks != 1 else column.chunk(0).flatten()
-    return flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, n)
+    return column.combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, n)
 
 
 def press_edges(actions: np.ndarray, loss_mask: np.ndarray, n_bits: int) -> np.ndarray:
