@@ -1,8 +1,10 @@
-"""Write the Outpost-Nes start states (Level1.state, Level2.state) and the docs screenshot.
+"""Write the Outpost-Nes start states (Level1.state, Level2.state, Level1Turret.state) and the docs screenshot.
 
 Boots the cartridge from power-on, presses SELECT on the title screen once per level to
 skip (SELECT picks the starting level), presses START and saves the emulator state on the
-first frame of play ($2C == 04). Then the expert plays Level 1 for a while and the screen
+first frame of play ($2C == 04). Level1Turret.state is the first frame of Level 1's screen 1
+(the turret under the laser ceiling) as the steady expert (seed 0) reaches it: a start state
+for drills of the level's hardest stretch. Then the expert plays Level 1 for a while and the screen
 is saved, scaled 3x, as docs/cartridge-level1.png. Deterministic: reruns write the same bytes.
 
 Usage: PYTHONPATH=. python cartridge/make_states.py
@@ -35,6 +37,18 @@ def start_state(emu: Emulator, boot: bytes, level: int) -> bytes:
     raise RuntimeError("play did not start")
 
 
+def screen_state(emu: Emulator, bot, screen: int) -> bytes:
+    """The state on the first frame the bot's player stands on ``screen`` of Level 1."""
+    emu.reset("Level1")
+    bot.reset(emu)
+    for _ in range(20000):
+        ram = emu.ram()
+        if ram[0x64] == screen and ram[0x90] == 1:
+            return emu.get_state()
+        emu.step(bot.act(emu))
+    raise RuntimeError(f"the bot did not reach screen {screen}")
+
+
 def main() -> None:
     emu = Emulator("Outpost-Nes")
     boot = emu.get_state()
@@ -44,7 +58,12 @@ def main() -> None:
             fh.write(start_state(emu, boot, level))
         print("wrote", path)
 
-    from contra_bc.bots.expert_outpost import ExpertOutpost
+    from contra_bc.bots.expert_outpost import ExpertOutpost, SteadyExpertOutpost
+    path = INTEGRATIONS_DIR / "Outpost-Nes" / "Level1Turret.state"
+    with gzip.GzipFile(path, "wb", mtime=0) as fh:
+        fh.write(screen_state(emu, SteadyExpertOutpost(seed=0), screen=1))
+    print("wrote", path)
+
     emu.reset("Level1")
     bot = ExpertOutpost(seed=0)
     bot.reset(emu)

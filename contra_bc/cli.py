@@ -510,6 +510,10 @@ def train(
     press_weight: Optional[float] = typer.Option(None, "--press-weight", help="Loss weight of the steps where "
                                                  "a button goes down (a jump starts, a shot): the moments the screen "
                                                  "decides (default 1 = no extra weight)."),
+    press_slack: Optional[int] = typer.Option(None, "--press-slack", help="Leave out of the loss the K steps "
+                                              "before each rare press (a jump start) where the button is still "
+                                              "up: when within a few steps to take off is the demonstrator's "
+                                              "noise (default 0 = off)."),
     focus: Optional[int] = typer.Option(None, "--focus", help="Show each training sequence that holds a rare "
                                         "press (a button going down less than once per window: a jump start) "
                                         "this many times per epoch (default 1)."),
@@ -560,6 +564,7 @@ def train(
         {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
          "grad_accum": grad_accum, "window": window, "sequence": sequence, "jitter": jitter,
          "text_dropout": text_dropout, "image_norm": image_norm, "press_weight": press_weight, "focus": focus,
+         "press_slack": press_slack,
          "image_input": image_input, "aux_weight": aux_weight, "init": str(init) if init else None, "lr": lr,
          "seed": seed, "device": device, "compile": compile, "augment": augment, "eval_every": eval_every,
          "eval_batches": eval_batches, "save_every": save_every, "log_every": log_every, "workers": workers,

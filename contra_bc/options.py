@@ -25,7 +25,7 @@ OPTION_RANGES = {
     "toy_steps": _AT_LEAST_1, "frames_per_step": _AT_LEAST_1, "threads": _AT_LEAST_1,
     "val_fraction": (0, 1, True), "text_dropout": (0, 1, True), "p": (0, 1, True),
     "max_hold_fraction": (0, 1, False), "frame_size": (8, 1024, True), "press_weight": (1, None, True),
-    "aux_weight": _NOT_NEGATIVE,
+    "aux_weight": _NOT_NEGATIVE, "press_slack": _NOT_NEGATIVE,
 }
 
 

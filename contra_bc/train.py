@@ -37,6 +37,7 @@ class TrainConfig:
     press_weight: float = 1.0         # loss weight of steps where a button goes down (jump starts, shots)
     focus: int = 1                    # show training sequences holding a rare press (a jump start) this many times
     aux_weight: float = 1.0           # weight of the aux head's loss on a dataset built with --aux (0: off)
+    press_slack: int = 0              # steps before each rare press (a jump start) left out of that button's loss
     image_input: str = "pool"         # image encoder input: pool (average k x k pixels) or unshuffle (keep them all)
     text_dropout: float = 0.5         # chance a training sequence is shown with no instruction (the null text
                                       # token), so the policy also runs without text, as play does by default
@@ -410,6 +411,17 @@ def _check_checkpoint_buttons(flag: str, ckpt, saved: dict, dataset, info: dict,
                         f"{advice}")
 
 
+def _slack_groups(tc: TrainConfig, schema, sequence: int) -> tuple:
+    """The one-button action groups --press-slack applies to: the train split's rarely pressed buttons."""
+    if not tc.press_slack:
+        return ()
+    from contra_bc.dataset.loader import rare_buttons
+
+    rare = set(rare_buttons(tc.dataset, "train", sequence))
+    return tuple(g for g, group in enumerate(schema.groups)
+                 if len(group.bits) == 1 and schema.buttons[group.bits[0]] in rare)
+
+
 def train(tc: TrainConfig, on_step=None) -> dict:
     """Run (or resume) training. ``on_step(step, total, record)`` is called on rank 0 after each step."""
     import numpy as np
@@ -562,6 +574,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                                      {"training_state": scalars})
 
     batches = Batches(tc, sequence, dist, epoch, position)
+    slack_groups = _slack_groups(tc, schema, sequence)
     data_at_step = (batches.epoch, batches.position)  # the data position after the last finished step
     stop = min(tc.max_steps, tc.stop_at or tc.max_steps)
     model.train()
@@ -590,7 +603,8 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                     last_micro = micro == tc.grad_accum - 1
                     ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
                     with ctx, autocast:
-                        loss, stats = fwd(batch, frames, tc.z_loss, tc.press_weight, tc.aux_weight if aux_on else 0.0)
+                        loss, stats = fwd(batch, frames, tc.z_loss, tc.press_weight, tc.aux_weight if aux_on else 0.0,
+                                          tc.press_slack, slack_groups)
                         (loss / tc.grad_accum).backward()
                     loss_sum += float(loss.detach()) / tc.grad_accum
                     aux_sum += float(stats.get("aux", 0.0)) / tc.grad_accum

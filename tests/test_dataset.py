@@ -523,3 +523,28 @@ def test_focus_repeats_exactly_the_windows_holding_a_rare_press(built):
     assert 0 < len(holding) < len(plain.windows)  # the data has both kinds, so the test can fail
     assert all(counts[w] == (3 if w in holding else 1) for w in plain.windows)
     assert WindowDataset(out, split="train", window=16, focus=1).windows == plain.windows
+
+
+@needs_outpost
+def test_drills_start_at_the_turret_and_wait_a_seeded_untrained_while(tmp_path):
+    """bot:expert-drill from Level1Turret: the run starts on screen 1; its first steps stand still as
+    `perturbation` (never trained on) for a seeded number of steps that differs between seeds; the
+    recording replays bit for bit."""
+    from contra_bc.bots.expert_outpost import DrillExpertOutpost
+
+    waits = {}
+    for seed in (3, 4):
+        out = tmp_path / f"drill{seed}"
+        cli("record", "--input", "bot:expert-drill", "--game", "Outpost-Nes", "--state", "Level1Turret",
+            "--out", out, "--max-steps", 120, "--seed", seed)
+        meta = json.loads((out / "meta.json").read_text())
+        assert meta["state"] == "Level1Turret"
+        steps = pq.read_table(out / "steps.parquet").to_pylist()
+        assert steps[0]["var_screen"] == 1
+        wait = DrillExpertOutpost(seed=seed).wait
+        assert [(s["actor"], s["action"]) for s in steps[:wait]] == [("perturbation", 0)] * wait
+        assert steps[wait]["actor"] == "script" and steps[wait]["action"] != 0
+        waits[seed] = wait
+        verify = cli("replay-verify", out, check=False)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert waits[3] != waits[4]

@@ -302,3 +302,30 @@ def test_press_weight_weighs_the_steps_where_a_button_goes_down():
     assert float(weighted) == pytest.approx(expected, rel=1e-5)
     assert float(weighted) != float(plain)
     assert all(torch.equal(a, b) for a, b in zip(stats["nll"], wstats["nll"]))  # reported nll stays unweighted
+
+
+def test_press_slack_leaves_out_the_up_steps_just_before_a_press():
+    import torch.nn.functional as F
+
+    model = make_model()
+    batch = make_batch(model, B=1, T=8)
+    a_bit = 1 << 8
+    batch["actions"] = torch.tensor([[0, 0, 0, 0, a_bit, a_bit, 0, 0]])  # A goes down at 4
+    a_group = [g.name for g in model.schema.groups].index("A")
+    with torch.no_grad():
+        plain, stats = model.loss(batch, z_loss=0.0)
+        slack, sstats = model.loss(batch, z_loss=0.0, press_slack=2, slack_groups=(a_group,))
+        other, _ = model.loss(batch, z_loss=0.0, press_slack=2, slack_groups=())
+        logits = model.action_logits(batch)
+    targets = model.schema.encode_tensor(batch["actions"])
+    expected = 0.0
+    for g, lg in enumerate(logits):
+        ce = F.cross_entropy(lg[0].float(), targets[0, :, g], reduction="none")
+        w = torch.ones(8)
+        if g == a_group:
+            w[2:4] = 0.0  # the 2 up steps before the press; the press, the hold and the rest count
+        expected += float((ce * w).sum() / w.sum())
+    assert float(slack) == pytest.approx(expected, rel=1e-5)
+    assert float(slack) != float(plain)
+    assert float(other) == pytest.approx(float(plain), rel=1e-6)  # only the named groups get slack
+    assert all(torch.equal(a, b) for a, b in zip(stats["nll"], sstats["nll"]))  # reported nll keeps every step

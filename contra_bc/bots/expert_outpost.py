@@ -250,3 +250,31 @@ class NoisyExpertOutpost(ExpertOutpost):
         self.mistake = []
         self.actor = "script"
         return super().act(emu)
+
+
+DRILL_WAIT_STEPS = 90  # the turret fires every 90 frames: a wait drawn from 0..89 meets its bullet at any phase
+
+
+class DrillExpertOutpost(NoisyExpertOutpost):
+    """``bot:expert-drill``: the noisy steady expert after a seeded wait, for drills from a mid-level
+    start state (``--state Level1Turret``). The wait (0 to DRILL_WAIT_STEPS-1 steps standing still,
+    marked ``perturbation`` and so never trained on) puts the turret's bullet at a different place in
+    every drill, so where to hop has to be read off the screen, not learned by place."""
+
+    def __init__(self, seed: int, game=None):
+        super().__init__(seed, game)
+        self.wait = random.Random(seed ^ 0xD811).randrange(DRILL_WAIT_STEPS)
+        self.waited = 0
+
+    def reset(self, emu) -> None:
+        super().reset(emu)
+        self.waited = 0
+
+    def act(self, emu) -> int:
+        if self.waited < self.wait:
+            self.waited += 1
+            self.frame += 1
+            self.plan.clear()
+            self.actor = "perturbation"
+            return 0
+        return super().act(emu)

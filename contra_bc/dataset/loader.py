@@ -196,6 +196,24 @@ def press_edges(actions: np.ndarray, loss_mask: np.ndarray, n_bits: int) -> np.n
     return edges & loss_mask[:, None]
 
 
+def rare_presses(reader, episodes, window: int):
+    """(rare, edges): ``rare`` [n_bits] bool marks the buttons that go down less than once per window
+    on average over ``episodes`` (in a platformer: a jump start, not the fire rhythm); ``edges`` maps
+    each episode to its ``press_edges``."""
+    n_bits = len(reader.info["buttons"])
+    edges = {e: press_edges(*reader.actions(e), n_bits) for e in episodes}
+    steps = sum(len(v) for v in edges.values())
+    rate = sum((v.sum(axis=0) for v in edges.values()), np.zeros(n_bits)) / max(1, steps)
+    return (rate > 0) & (rate < 1.0 / window), edges
+
+
+def rare_buttons(path, split: str | None, window: int) -> list[str]:
+    """Names of the rarely pressed buttons of a dataset split (see ``rare_presses``)."""
+    reader = DatasetReader(path)
+    rare, _ = rare_presses(reader, [e["episode_index"] for e in reader.split_episodes(split)], window)
+    return [b for b, r in zip(reader.info["buttons"], rare) if r and b]
+
+
 def window_starts(length: int, window: int, stride: int, offset: int = 0) -> list[int]:
     """Starts of the windows covering an episode from ``offset`` on; the last one may run past its end."""
     starts, s = [], min(int(offset), max(0, length - 1))
@@ -233,17 +251,12 @@ class WindowDataset(Dataset):
             self._focus(int(focus))
 
     def _focus(self, focus: int) -> None:
-        """Show ``focus`` times each window that holds a rare press: a button going down less than once
-        per window on average over the split (in a platformer: a jump start, not the fire rhythm).
-        Those few steps are where the screen, not the previous action, decides the action; without
-        this most batches hold none of them."""
-        buttons = self.reader.info["buttons"]
+        """Show ``focus`` times each window that holds a rare press (see ``rare_presses``). Those few
+        steps are where the screen, not the previous action, decides the action; without this most
+        batches hold none of them."""
         episodes = sorted({e for e, _ in self.windows})
-        edges = {e: press_edges(*self.reader.actions(e), len(buttons)) for e in episodes}
-        steps = sum(len(v) for v in edges.values())
-        rate = sum(v.sum(axis=0) for v in edges.values()) / max(1, steps)
-        rare = (rate > 0) & (rate < 1.0 / self.window)
-        self.rare_buttons = [b for b, r in zip(buttons, rare) if r and b]
+        rare, edges = rare_presses(self.reader, episodes, self.window)
+        self.rare_buttons = [b for b, r in zip(self.reader.info["buttons"], rare) if r and b]
         extra = [(e, s) for e, s in self.windows if edges[e][s:s + self.window][:, rare].any()]
         self.windows += extra * (focus - 1)
 

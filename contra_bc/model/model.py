@@ -374,16 +374,18 @@ class PolicyModel(nn.Module):
         logits = self.decoder(h.flatten(0, 1), targets.flatten(0, 1))
         return [lg.view(B, T, -1) for lg in logits]
 
-    def forward(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0):
+    def forward(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0, press_slack=0,
+                slack_groups=()):
         """Training entry point (what DDP wraps): the loss and its per-group parts."""
-        return self.loss(batch, frames, z_loss, press_weight, aux_weight)
+        return self.loss(batch, frames, z_loss, press_weight, aux_weight, press_slack, slack_groups)
 
     @torch.no_grad()
     def action_logprobs(self, batch, frames=None):
         """List over groups of log-probabilities [B, T, V_g] (each group given the true earlier groups)."""
         return [F.log_softmax(lg.float(), dim=-1) for lg in self.action_logits(batch, frames)]
 
-    def loss(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0):
+    def loss(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0, press_slack=0,
+             slack_groups=()):
         """Cross-entropy summed over groups, mean over steps where loss_mask & valid; plus z-loss.
 
         ``aux_weight`` > 0 (a model with ``aux_outputs`` and a batch with ``aux``) adds that much of the
@@ -395,6 +397,12 @@ class PolicyModel(nn.Module):
         before (a jump starts, a shot) that much more: the rare moments where the action follows
         the screen rather than the previous action. Releases keep weight 1 (weighing them too made
         jumps end early: measured in the README). The reported nll stays unweighted.
+
+        ``press_slack`` = K > 0 leaves out of the loss, for each group in ``slack_groups`` (one-button
+        groups of rarely pressed buttons, e.g. A), the K steps before each press where the button is
+        still up: when within a few steps a demonstrator takes off is noise (any of them clears the
+        hazard), so "not yet" there is no lesson, and learning it spreads the press's probability thin
+        over the steps where pressing is right. The reported nll keeps every step.
         """
         use_aux = self.cfg.aux_outputs > 0 and batch.get("aux") is not None
         image: list = []
@@ -409,10 +417,15 @@ class PolicyModel(nn.Module):
             ce = F.cross_entropy(lg.flatten(0, 1), targets[..., g].flatten(), reduction="none").view(keep.shape)
             z = torch.logsumexp(lg, dim=-1).pow(2)
             nll = (ce * keep).sum() / n
-            if press_weight != 1.0:
-                pressed = torch.zeros_like(keep)  # classes are sub-bitmasks of the group's buttons
-                pressed[:, 1:] = (targets[:, 1:, g] & ~targets[:, :-1, g]) != 0
-                w = keep * (1.0 + (press_weight - 1.0) * pressed)
+            slack = bool(press_slack) and g in slack_groups
+            if slack or press_weight != 1.0:
+                w = keep.float()
+                if slack:
+                    w = w * ~_before_press(targets[..., g], int(press_slack))
+                if press_weight != 1.0:
+                    pressed = torch.zeros_like(keep)  # classes are sub-bitmasks of the group's buttons
+                    pressed[:, 1:] = (targets[:, 1:, g] & ~targets[:, :-1, g]) != 0
+                    w = w * (1.0 + (press_weight - 1.0) * pressed)
                 total = total + (ce * w).sum() / w.sum().clamp(min=1)
             else:
                 total = total + nll
@@ -450,6 +463,17 @@ class PolicyModel(nn.Module):
             cache.write(i, k[:, :, store], v[:, :, store])
         cache.commit(steps[store], roles[store])
         return self.norm(x)
+
+
+def _before_press(target, k: int):
+    """[B, T] bool: the up steps among the k steps before each step where ``target`` goes 0 -> not 0."""
+    up = target == 0
+    start = torch.zeros_like(up)
+    start[:, 1:] = ~up[:, 1:] & up[:, :-1]
+    near = torch.zeros_like(up)
+    for d in range(1, k + 1):
+        near[:, :-d] |= start[:, d:]
+    return near & up
 
 
 def build_model(cfg: ModelConfig, schema: ActionSchema) -> PolicyModel:
