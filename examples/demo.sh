@@ -46,9 +46,10 @@ step "6/9 train the small preset ($TRAIN_STEPS steps on CPU)"
 # train-inference gap for it to cover, and on 2 CPU cores the time is better spent on steps.
 # History 16 steps, trained on sequences of 32 (what play's sliding KV cache sees); instructions
 # dropped from half the sequences (play runs without one); sequences holding a jump start shown
-# 3 times per epoch (--focus 3). See README "What made the agent play".
+# 3 times per epoch (--focus 3); no "not yet" lesson on the 3 steps before a jump start
+# (--press-slack 3). See README "What made the agent play".
 contra-bc train "$OUT/dataset" --out "$OUT/run" --preset small --max-steps "$TRAIN_STEPS" \
-  --window 16 --sequence 32 --batch-size 4 --focus 3 --eval-every 200 --eval-batches 16 --no-augment
+  --window 16 --sequence 32 --batch-size 4 --focus 3 --press-slack 3 --eval-every 200 --eval-batches 16 --no-augment
 
 step "7/9 play: $EVAL_EPISODES evaluation episodes of the agent and of a random policy"
 # Evaluation seeds: play's default, 1,000,000 + episode, apart from the bot seeds above. Temperature

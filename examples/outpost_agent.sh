@@ -33,10 +33,10 @@ contra-bc build-dataset "$OUT/recordings/steady" "$OUT/recordings/noisy" --out "
 step "4/5 train small ($TRAIN_STEPS steps, history 32, sequences of 64)"
 contra-bc train "$OUT/dataset" --out "$OUT/run" --preset small --max-steps "$TRAIN_STEPS" \
   --window 32 --sequence 64 --batch-size 2 --eval-every 500 --eval-batches 16 --no-augment \
-  --focus "${FOCUS:-3}" --press-weight "${PRESS_WEIGHT:-1}"
+  --focus "${FOCUS:-3}" --press-slack "${PRESS_SLACK:-3}" --press-weight "${PRESS_WEIGHT:-1}"
 
 step "5/5 play: $EVAL_EPISODES evaluation episodes"
-contra-bc play "$OUT/run" --game $GAME --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 2400 \
+contra-bc play "$OUT/run" --game $GAME --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 2400 --temperature 0.5 \
   --out "$OUT/eval" --json | tail -n 1 > "$OUT/play.json"
 python3 - "$OUT/play.json" <<'PY'
 import json, sys
