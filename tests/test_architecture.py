@@ -85,6 +85,13 @@ def test_the_graph_is_read():
     assert owner("contra_bc.annotate.gemini") == "annotate" and owner("contra_bc.window") is None
 
 
+def test_one_pacing_loop():
+    """Every paced recorder ticks through contra_bc.pacing (one clock, one rule for late ticks)."""
+    edges = {(a, b) for a, b, _, _ in graph()}
+    paced = ("contra_bc.record.session", "contra_bc.record.scripted", "contra_bc.play")
+    assert not [m for m in paced if (m, "contra_bc.pacing") not in edges]
+
+
 def test_no_subcommand_imports_another():
     bad = [f"{file}:{line}: {a} ({owner(a)}) imports {b} ({owner(b)})" for a, b, file, line in graph()
            if owner(a) not in (None, "cli") and owner(b) not in (None, owner(a))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from contra_bc.emulator import action_from_names, get_game
 from contra_bc.episode import EpisodeRunner
+from contra_bc.pacing import Pacer
 from contra_bc.signals import StopSignals
 from contra_bc.errors import UserError
 
@@ -176,21 +176,16 @@ def record_job(job: RecordJob, on_step=None) -> dict:
     frame = runner.reset(start)
     source.reset(emu)
     writer = runner.open_writer(Path(job.out), source="script", source_detail=detail, hz=hz, extra=extra)
-    period = 1.0 / hz
+    pacer = Pacer(hz) if job.realtime else None
     end_reason = "max_steps"
     with StopSignals() as stop:
-        next_tick = time.perf_counter()
+        if pacer is not None:
+            pacer.start(delay_periods=1)
         while runner.steps < job.max_steps:
             if stop.requested:
                 return writer.finish(runner.final_outcome(), complete=False, end_reason="interrupted",
                                      summary=runner.summary())
-            lateness = None
-            if job.realtime:
-                next_tick += period
-                delay = next_tick - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                lateness = max(0.0, (time.perf_counter() - next_tick) * 1000.0)
+            lateness = pacer.wait().lateness_ms if pacer is not None else None
             try:
                 action = source.act(emu)
             except StopIteration:
