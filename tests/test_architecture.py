@@ -81,6 +81,7 @@ def test_the_graph_is_read():
     edges = {(a, b) for a, b, _, _ in graph()}
     assert ("contra_bc.play", "contra_bc.window") in edges
     assert ("contra_bc.record.scripted", "contra_bc.movies") in edges  # `from contra_bc import movies`
+    assert ("contra_bc.formats.movies", "contra_bc.formats.atomic") in edges
     assert ("contra_bc.train", "contra_bc.dataset.loader") in edges
     assert owner("contra_bc.annotate.gemini") == "annotate" and owner("contra_bc.window") is None
 
