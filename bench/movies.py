@@ -30,7 +30,9 @@ def main() -> None:
 
     import numpy as np
 
-    from contra_bc.movies import export_recording, read_movie
+    from contra_bc.emulator import platform_buttons
+    from contra_bc.formats.movies import read_movie
+    from contra_bc.movies import export_recording
     from contra_bc.parallel import shared_emulator
     from contra_bc.record.scripted import RecordJob, record_job
 
@@ -55,7 +57,7 @@ def main() -> None:
         export_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        read_movie(tmp / "run.bk2")
+        read_movie(tmp / "run.bk2", platform_buttons)
         parse_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()

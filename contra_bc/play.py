@@ -503,6 +503,7 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
     """
     import time as _time
 
+    from contra_bc.pacing import Pacer
     from contra_bc.parallel import shared_emulator
     from contra_bc.window import GameWindow
 
@@ -534,18 +535,14 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
     lateness: list[float] = []
     max_progress = progress_of(game, runner.variables)
     end_reason, complete = "max_steps", True
-    period = 1.0 / hz
+    pacer = Pacer(hz)
     started = _time.perf_counter()
     try:
         with StopSignals() as stop:
             window.show(screen)
-            next_tick = _time.perf_counter()
+            pacer.start(delay_periods=1)
             while runner.steps < cfg.max_steps:
-                next_tick += period
-                delay = next_tick - _time.perf_counter()
-                if delay > 0:
-                    _time.sleep(delay)
-                late = max(0.0, (_time.perf_counter() - next_tick) * 1000.0)
+                late = pacer.wait().lateness_ms
                 if stop.requested:
                     end_reason, complete = "interrupted", False
                     break
@@ -558,7 +555,7 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
                     break
                 if "pause" in inp.controls:
                     paused = not paused
-                    next_tick = _time.perf_counter()
+                    pacer.start(delay_periods=1)  # this tick counts as on time; the next is a period away
                 if "takeover" in inp.controls:
                     human.toggle()
                 if paused:

@@ -422,16 +422,9 @@ def _slack_groups(tc: TrainConfig, schema, sequence: int) -> tuple:
                  if len(group.bits) == 1 and schema.buttons[group.bits[0]] in rare)
 
 
-def train(tc: TrainConfig, on_step=None) -> dict:
-    """Run (or resume) training. ``on_step(step, total, record)`` is called on rank 0 after each step."""
-    import numpy as np
-    import torch
-
-    from contra_bc.formats import checkpoint as ckfmt
-    from contra_bc.formats.atomic import write_json
-    from contra_bc.model.actions import ActionSchema
-    from contra_bc.model.augment import augment_frames
-    from contra_bc.model.model import PRESETS, PolicyModel, count_parameters
+def _check_options(tc: TrainConfig) -> None:
+    """UserError for option values refused before anything is read."""
+    from contra_bc.model.model import PRESETS
 
     if tc.preset not in PRESETS:
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {tc.preset!r}.")
@@ -439,11 +432,10 @@ def train(tc: TrainConfig, on_step=None) -> dict:
         raise UserError(f"--image-norm must be group or batch, not {tc.image_norm!r}.")
     if tc.max_steps < 1 or tc.batch_size < 1 or tc.grad_accum < 1:
         raise UserError("--max-steps, --batch-size and --grad-accum must be at least 1.")
-    run = Path(tc.out)
-    dist = init_distributed("cuda" if tc.device.startswith("cuda") or (tc.device == "auto" and torch.cuda.is_available()) else "cpu")
-    device = _device(tc, dist)
-    if dist.world > 1 and device.type == "cuda":
-        torch.cuda.set_device(device)
+
+
+def _claim_run_dir(tc: TrainConfig, run: Path) -> TrainConfig:
+    """Check --out against --resume; a run stopped before its first checkpoint starts again from step 0."""
     if run.exists() and not run.is_dir():
         raise UserError(f"--out {run} is a file; give a directory for the run (checkpoints, metrics.jsonl).")
     started = (run / "last").exists()
@@ -457,15 +449,16 @@ def train(tc: TrainConfig, on_step=None) -> dict:
         tc = dataclasses.replace(tc, resume=False)
         for stale in (METRICS, "loss.png"):
             (run / stale).unlink(missing_ok=True)
+    return tc
 
-    from contra_bc.dataset.loader import DatasetReader
 
-    from contra_bc.formats.dataset import validate_dataset
+def _model_config(tc: TrainConfig, ds):
+    """(model config, --init checkpoint or None): the preset fitted to the dataset, or the shape of
+    the --init checkpoint, which must fit the preset, window and buttons asked for."""
+    from contra_bc.formats import checkpoint as ckfmt
+    from contra_bc.model.model import PRESETS, ModelConfig
 
-    validate_dataset(tc.dataset)  # every shard's footer, columns and rows, before any worker reads one
-    ds = DatasetReader(tc.dataset)
     info = ds.info
-    schema = ActionSchema.from_buttons(info["buttons"])
     preset = PRESETS[tc.preset]
     if tc.image_input not in ("pool", "unshuffle"):
         raise UserError(f"--image-input must be pool or unshuffle, not {tc.image_input!r}.")
@@ -473,40 +466,46 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                                     cnn_input=tc.image_input if preset.cnn_input_pool > 1 else "pool",
                                     layer_windows=None, frame_size=int(info.get("frame_size", [192])[0]),
                                     aux_outputs=len(ds.aux_variables) if tc.aux_weight > 0 else 0)
-    init_ckpt = None
-    if tc.init and not tc.resume:  # the model's shape is the checkpoint's
-        from contra_bc.model.model import ModelConfig
+    if not (tc.init and not tc.resume):
+        return model_cfg, None
+    init_ckpt = ckfmt.resolve_checkpoint(tc.init)
+    saved = ckfmt.read_config(init_ckpt)
+    try:
+        model_cfg = dataclasses.replace(ModelConfig.from_dict(saved["model"]),
+                                        frame_size=model_cfg.frame_size, layer_windows=None)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"--init: {init_ckpt}/config.json has no valid model entry ({exc}); the checkpoint is "
+                        f"damaged. Use another checkpoint.") from None
+    if saved.get("preset") != tc.preset or (tc.window and tc.window != model_cfg.history):
+        raise UserError(f"--init: {init_ckpt} is a {saved.get('preset')} model with window "
+                        f"{model_cfg.history}; pass --preset {saved.get('preset')} and --window "
+                        f"{model_cfg.history} (or leave --window out).")
+    _check_checkpoint_buttons("--init", init_ckpt, saved, tc.dataset, info, "Its action heads would not fit.")
+    return model_cfg, init_ckpt
 
-        init_ckpt = ckfmt.resolve_checkpoint(tc.init)
-        saved = ckfmt.read_config(init_ckpt)
-        try:
-            model_cfg = dataclasses.replace(ModelConfig.from_dict(saved["model"]),
-                                            frame_size=model_cfg.frame_size, layer_windows=None)
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"--init: {init_ckpt}/config.json has no valid model entry ({exc}); the checkpoint is "
-                            f"damaged. Use another checkpoint.") from None
-        if saved.get("preset") != tc.preset or (tc.window and tc.window != model_cfg.history):
-            raise UserError(f"--init: {init_ckpt} is a {saved.get('preset')} model with window "
-                            f"{model_cfg.history}; pass --preset {saved.get('preset')} and --window "
-                            f"{model_cfg.history} (or leave --window out).")
-        _check_checkpoint_buttons("--init", init_ckpt, saved, tc.dataset, info, "Its action heads would not fit.")
-    # the aux loss needs a head for exactly the dataset's variables (an --init checkpoint may have none)
-    aux_on = tc.aux_weight > 0 and bool(ds.aux_variables) and model_cfg.aux_outputs == len(ds.aux_variables)
-    window = model_cfg.history
+
+def _sequence_length(tc: TrainConfig, model_cfg) -> int:
+    """Steps per training sequence; UserError if the frames are too small or the sequence too short."""
     smallest = model_cfg.cnn_input_pool * 16  # the image encoder halves the frame 4 times after pooling it
     if model_cfg.frame_size < smallest:
         raise UserError(f"{tc.dataset} holds {model_cfg.frame_size}x{model_cfg.frame_size} frames; the {tc.preset} "
                         f"preset's image encoder needs at least {smallest}x{smallest}. Rebuild the dataset with "
                         f"`contra-bc build-dataset ... --frame-size 192` (the default).")
-    sequence = tc.sequence or 2 * window
-    if sequence < window:
-        raise UserError(f"--sequence {sequence} is shorter than --window {window}: a training sequence must hold at "
-                        f"least one full attention window (default: 2 x window).")
-    base_lr = tc.lr if tc.lr is not None else model_cfg.lr
+    sequence = tc.sequence or 2 * model_cfg.history
+    if sequence < model_cfg.history:
+        raise UserError(f"--sequence {sequence} is shorter than --window {model_cfg.history}: a training sequence "
+                        f"must hold at least one full attention window (default: 2 x window).")
+    return sequence
 
-    torch.manual_seed(tc.seed)
-    np.random.seed(tc.seed)
-    random.seed(tc.seed)
+
+def _build_model(tc: TrainConfig, model_cfg, schema, ds, device, init_ckpt, aux_on: bool):
+    """(model, text encoder, texts, text table): the policy on ``device`` with the --init weights,
+    and the embeddings of the dataset's instructions."""
+    import torch
+
+    from contra_bc.formats import checkpoint as ckfmt
+    from contra_bc.model.model import PolicyModel
+
     model = PolicyModel(model_cfg, schema).to(device)
     if init_ckpt is not None:
         try:
@@ -524,25 +523,77 @@ def train(tc: TrainConfig, on_step=None) -> dict:
         raise UserError(f"text encoder {encoder.id} gives {encoder.dim}-d embeddings; the model expects "
                         f"{model.text_proj.in_features}. Use --text-encoder minilm or hashed.")
     model.set_text_table(table)
+    return model, encoder, texts, table
+
+
+def _optimizer(model, tc: TrainConfig, lr: float):
+    """AdamW; weight decay on matrices only (not on biases and norms)."""
+    import torch
 
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=base_lr, betas=tuple(tc.betas))
-    step, epoch, position = 0, 0, 0
-    if tc.resume:
-        ckpt = ckfmt.resolve_checkpoint(run)
-        saved = ckfmt.read_config(ckpt)
-        if saved.get("model", {}).get("preset") != tc.preset or saved["model"].get("history") != window:
-            raise UserError(f"--resume: {ckpt} was trained with preset {saved['model'].get('preset')} and window "
-                            f"{saved['model'].get('history')}; pass the same --preset and --window (or --config "
-                            f"{run}/config.json).")
-        _check_checkpoint_buttons("--resume", ckpt, saved, tc.dataset, info,
-                                  f"Resume with the run's own dataset ({saved.get('dataset', {}).get('path')}).")
-        model.load_state_dict(ckfmt.read_tensors(ckpt, "model"))
-        scalars = ckfmt.read_json(ckpt, "training_state")
-        restore_training_state(opt, ckfmt.read_tensors(ckpt, "training_state"), scalars)
-        step, epoch, position = scalars["step"], scalars["data_epoch"], scalars["data_position"]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=tuple(tc.betas))
+
+
+def _resume_from(run: Path, tc: TrainConfig, model, opt, window: int, info: dict) -> tuple[int, int, int]:
+    """Load the run's last checkpoint into the model and optimizer; (step, data epoch, data position)."""
+    from contra_bc.formats import checkpoint as ckfmt
+
+    ckpt = ckfmt.resolve_checkpoint(run)
+    saved = ckfmt.read_config(ckpt)
+    if saved.get("model", {}).get("preset") != tc.preset or saved["model"].get("history") != window:
+        raise UserError(f"--resume: {ckpt} was trained with preset {saved['model'].get('preset')} and window "
+                        f"{saved['model'].get('history')}; pass the same --preset and --window (or --config "
+                        f"{run}/config.json).")
+    _check_checkpoint_buttons("--resume", ckpt, saved, tc.dataset, info,
+                              f"Resume with the run's own dataset ({saved.get('dataset', {}).get('path')}).")
+    model.load_state_dict(ckfmt.read_tensors(ckpt, "model"))
+    scalars = ckfmt.read_json(ckpt, "training_state")
+    restore_training_state(opt, ckfmt.read_tensors(ckpt, "training_state"), scalars)
+    return scalars["step"], scalars["data_epoch"], scalars["data_position"]
+
+
+def train(tc: TrainConfig, on_step=None) -> dict:
+    """Run (or resume) training. ``on_step(step, total, record)`` is called on rank 0 after each step."""
+    import numpy as np
+    import torch
+
+    from contra_bc.formats import checkpoint as ckfmt
+    from contra_bc.formats.atomic import write_json
+    from contra_bc.model.actions import ActionSchema
+    from contra_bc.model.augment import augment_frames
+    from contra_bc.model.model import count_parameters
+
+    _check_options(tc)
+    run = Path(tc.out)
+    dist = init_distributed("cuda" if tc.device.startswith("cuda") or (tc.device == "auto" and torch.cuda.is_available()) else "cpu")
+    device = _device(tc, dist)
+    if dist.world > 1 and device.type == "cuda":
+        torch.cuda.set_device(device)
+    tc = _claim_run_dir(tc, run)
+
+    from contra_bc.dataset.loader import DatasetReader
+
+    from contra_bc.formats.dataset import validate_dataset
+
+    validate_dataset(tc.dataset)  # every shard's footer, columns and rows, before any worker reads one
+    ds = DatasetReader(tc.dataset)
+    info = ds.info
+    schema = ActionSchema.from_buttons(info["buttons"])
+    model_cfg, init_ckpt = _model_config(tc, ds)
+    # the aux loss needs a head for exactly the dataset's variables (an --init checkpoint may have none)
+    aux_on = tc.aux_weight > 0 and bool(ds.aux_variables) and model_cfg.aux_outputs == len(ds.aux_variables)
+    window = model_cfg.history
+    sequence = _sequence_length(tc, model_cfg)
+    base_lr = tc.lr if tc.lr is not None else model_cfg.lr
+
+    torch.manual_seed(tc.seed)
+    np.random.seed(tc.seed)
+    random.seed(tc.seed)
+    model, encoder, texts, table = _build_model(tc, model_cfg, schema, ds, device, init_ckpt, aux_on)
+    opt = _optimizer(model, tc, base_lr)
+    step, epoch, position = _resume_from(run, tc, model, opt, window, info) if tc.resume else (0, 0, 0)
 
     if dist.main:
         run.mkdir(parents=True, exist_ok=True)
@@ -573,6 +624,35 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                                       "training_state": tensors},
                                      {"training_state": scalars})
 
+    def optimizer_step(step: int, lr: float):
+        """One optimizer step over --grad-accum micro-batches; (loss, aux loss, NLL per group, grad norm)."""
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss_sum, aux_sum, nll_sum = 0.0, 0.0, [0.0] * len(schema.groups)
+        for micro in range(tc.grad_accum):
+            batch = _to(batches.next(), device)
+            if not aux_on:
+                batch.pop("aux", None)
+            batch["text"] = drop_text(batch["text"], tc.seed, step, micro, dist.rank, tc.text_dropout)
+            frames = batch["frames"]
+            if tc.augment:
+                gen = torch.Generator(device="cpu").manual_seed(
+                    ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
+                frames = augment_frames(frames, gen)
+            last_micro = micro == tc.grad_accum - 1
+            ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
+            with ctx, autocast:
+                loss, stats = fwd(batch, frames, tc.z_loss, tc.press_weight, tc.aux_weight if aux_on else 0.0,
+                                  tc.press_slack, slack_groups)
+                (loss / tc.grad_accum).backward()
+            loss_sum += float(loss.detach()) / tc.grad_accum
+            aux_sum += float(stats.get("aux", 0.0)) / tc.grad_accum
+            nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss_sum, aux_sum, nll_sum, grad_norm
+
     batches = Batches(tc, sequence, dist, epoch, position)
     slack_groups = _slack_groups(tc, schema, sequence)
     data_at_step = (batches.epoch, batches.position)  # the data position after the last finished step
@@ -587,31 +667,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
         try:
             while step < stop and not signals.requested:
                 lr = lr_at(step, base_lr, tc)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                loss_sum, aux_sum, nll_sum = 0.0, 0.0, [0.0] * len(schema.groups)
-                for micro in range(tc.grad_accum):
-                    batch = _to(batches.next(), device)
-                    if not aux_on:
-                        batch.pop("aux", None)
-                    batch["text"] = drop_text(batch["text"], tc.seed, step, micro, dist.rank, tc.text_dropout)
-                    frames = batch["frames"]
-                    if tc.augment:
-                        gen = torch.Generator(device="cpu").manual_seed(
-                            ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
-                        frames = augment_frames(frames, gen)
-                    last_micro = micro == tc.grad_accum - 1
-                    ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
-                    with ctx, autocast:
-                        loss, stats = fwd(batch, frames, tc.z_loss, tc.press_weight, tc.aux_weight if aux_on else 0.0,
-                                          tc.press_slack, slack_groups)
-                        (loss / tc.grad_accum).backward()
-                    loss_sum += float(loss.detach()) / tc.grad_accum
-                    aux_sum += float(stats.get("aux", 0.0)) / tc.grad_accum
-                    nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                loss_sum, aux_sum, nll_sum, grad_norm = optimizer_step(step, lr)
                 step += 1
                 data_at_step = (batches.epoch, batches.position)
                 if not dist.main:

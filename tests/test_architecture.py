@@ -81,8 +81,16 @@ def test_the_graph_is_read():
     edges = {(a, b) for a, b, _, _ in graph()}
     assert ("contra_bc.play", "contra_bc.window") in edges
     assert ("contra_bc.record.scripted", "contra_bc.movies") in edges  # `from contra_bc import movies`
+    assert ("contra_bc.formats.movies", "contra_bc.formats.atomic") in edges
     assert ("contra_bc.train", "contra_bc.dataset.loader") in edges
     assert owner("contra_bc.annotate.gemini") == "annotate" and owner("contra_bc.window") is None
+
+
+def test_one_pacing_loop():
+    """Every paced recorder ticks through contra_bc.pacing (one clock, one rule for late ticks)."""
+    edges = {(a, b) for a, b, _, _ in graph()}
+    paced = ("contra_bc.record.session", "contra_bc.record.scripted", "contra_bc.play")
+    assert not [m for m in paced if (m, "contra_bc.pacing") not in edges]
 
 
 def test_no_subcommand_imports_another():

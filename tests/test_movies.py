@@ -281,3 +281,30 @@ def test_fm2_round_trip_on_the_cartridge(tmp_path):
     # stable-retro's own player agrees with the NES power-on import too (via our .bk2 export).
     cli("export", tmp_path / "rec", "--to", tmp_path / "out.bk2")
     assert retro(RETRO_PLAYBACK, tmp_path / "out.bk2")["hashes"] == steps_of(tmp_path / "rec")[1]
+
+
+def test_the_movie_files_read_back_what_was_written_without_the_emulator(tmp_path):
+    """formats/movies.py alone: the writers' bytes parse back to the same frames, in a process that
+    never imports the emulator layer (stable-retro's button order is passed in as data)."""
+    check = textwrap.dedent("""
+        import json, sys
+        import numpy as np
+        from contra_bc.formats.movies import read_movie, write_bk2, write_fm2
+        nes = ["B", None, "SELECT", "START", "UP", "DOWN", "LEFT", "RIGHT", "A"]  # stable-retro's NES order
+        frames = np.array([0, 1 << 7, (1 << 7) | 1, 0, (1 << 8) | (1 << 4), 1 << 3], np.int64)
+        folder = sys.argv[1]
+        write_fm2(folder + "/run.fm2", rom_filename="Outpost-Nes", rom_md5="0" * 32, buttons=nes, frames=frames)
+        write_bk2(folder + "/run.bk2", game_name="Outpost-Nes", platform="Nes", rom_sha1="ab" * 20, buttons=nes,
+                  frames=frames, start_state=b"state", power_on=False)
+        fm2, bk2 = (read_movie(folder + "/run." + kind, lambda platform: nes) for kind in ("fm2", "bk2"))
+        print(json.dumps({"fm2": fm2.frames.tolist(), "bk2": bk2.frames.tolist(), "state": bk2.start_state.decode(),
+                          "sha1": bk2.rom_sha1, "md5": fm2.rom_md5, "expected": frames.tolist(),
+                          "layers": sorted(m for m in sys.modules if m in ("stable_retro", "torch", "contra_bc.emulator"))}))
+    """)
+    done = subprocess.run([sys.executable, "-c", check, str(tmp_path)], capture_output=True, text=True,
+                          env=cli_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["fm2"] == got["bk2"] == got["expected"]
+    assert (got["state"], got["sha1"], got["md5"]) == ("state", "ab" * 20, "0" * 32)
+    assert got["layers"] == []

@@ -252,47 +252,36 @@ def _verify(items: list[dict], workers: int) -> None:
             it.update(status="dropped", reason=f"replay-verify: {r.get('message')}")
 
 
-def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) -> dict:
-    """Build (or append to) the dataset at ``out``; returns the report (JSON-able)."""
-    from contra_bc.parallel import default_workers, run_many
-    from contra_bc.ui import progress
+def _existing_dataset(out: Path, opts: BuildOptions):
+    """(info, episodes, texts, options) of the dataset --append adds to (None, [], [] for a new one);
+    the options take the dataset's aux variables. UserError if ``out`` would be overwritten."""
+    if not opts.append:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            what = "a dataset" if (out / fmt.INFO).is_file() else "not empty"
+            raise UserError(f"{out} already exists and is {what}; build-dataset never overwrites. Add recordings "
+                            f"to it with --append, or choose a new --out.")
+        return None, [], [], opts
+    if not out.exists():
+        return None, [], [], opts
+    info = fmt.read_info(out)
+    episodes = fmt.read_episodes(out, info)
+    texts = fmt.read_texts(out, info)
+    if info["frame_size"] != [opts.frame_size, opts.frame_size]:
+        raise UserError(f"{out} holds {info['frame_size']} frames; append with "
+                        f"--frame-size {info['frame_size'][0]}.")
+    held = fmt.aux_variables(info)
+    if opts.aux and list(opts.aux) != held:
+        raise UserError(f"{out} stores the aux variables {held or 'none'}; append with "
+                        f"{'--aux ' + ','.join(held) if held else 'no --aux'} (every shard has the same columns).")
+    return info, episodes, texts, replace(opts, aux=tuple(held))
 
-    started = time.perf_counter()
-    out = Path(out)
-    workers = opts.workers or default_workers()
-    if not 0 <= opts.val_fraction < 1:
-        raise UserError(f"--val-fraction must be in [0, 1), not {opts.val_fraction}.")
-    paths = sorted({Path(os.path.abspath(p)) for p in find_recordings(list(inputs))}, key=str)
 
-    existing_info, existing_eps, existing_texts = None, [], []
-    if opts.append:
-        if out.exists():
-            existing_info = fmt.read_info(out)
-            existing_eps = fmt.read_episodes(out, existing_info)
-            existing_texts = fmt.read_texts(out, existing_info)
-            if existing_info["frame_size"] != [opts.frame_size, opts.frame_size]:
-                raise UserError(f"{out} holds {existing_info['frame_size']} frames; append with "
-                                f"--frame-size {existing_info['frame_size'][0]}.")
-            held = fmt.aux_variables(existing_info)
-            if opts.aux and list(opts.aux) != held:
-                raise UserError(f"{out} stores the aux variables {held or 'none'}; append with "
-                                f"{'--aux ' + ','.join(held) if held else 'no --aux'} (every shard has the same columns).")
-            opts = replace(opts, aux=tuple(held))
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        what = "a dataset" if (out / fmt.INFO).is_file() else "not empty"
-        raise UserError(f"{out} already exists and is {what}; build-dataset never overwrites. Add recordings "
-                        f"to it with --append, or choose a new --out.")
-
-    items = [scan(p, opts) for p in paths]
-    cand = [it for it in items if it["status"] == "added"]
-    if existing_info:
-        _check_compatible(cand, {**existing_info, "hz": existing_info["fps"]})
-    else:
-        _check_compatible(cand, None)
+def _skip_duplicates(candidates: list[dict], existing_info: dict | None) -> None:
+    """Mark recordings already in the dataset, or identical to an earlier one here, as skipped."""
     in_dataset = {(s["start_state_sha1"], s["steps_sha1"]): s["name"]
                   for s in (existing_info or {}).get("sources", [])}
     seen: dict = {}
-    for it in cand:
+    for it in candidates:
         key = (it["start_state_sha1"], it["steps_sha1"])
         if key in in_dataset:
             it.update(status="skipped", reason=f"already in the dataset (as {in_dataset[key]})")
@@ -300,11 +289,12 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
             it.update(status="skipped", reason=f"duplicate of {seen[key]}")
         else:
             seen[key] = it["name"]
-    if opts.verify:
-        _verify(items, workers)
 
-    new = [it for it in items if it["status"] == "added"]
-    splits = assign_splits(len(new), [e["split"] for e in existing_eps], opts.val_fraction, opts.seed)
+
+def _plan_episodes(new: list[dict], splits: list[str], opts: BuildOptions, existing_info: dict | None,
+                   existing_eps: list, existing_texts: list):
+    """(episodes, sources, texts, jobs, frames in all): the dataset's tables with the new recordings
+    appended after the existing ones, and one conversion job per new episode."""
     texts = list(existing_texts)
     text_ids = {t: i for i, t in enumerate(texts)}
     episodes = list(existing_eps)
@@ -331,6 +321,56 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
                                tuple(opts.aux)))
         it.update(episode_index=idx, split=split)
         next_index += it["steps"]
+    return episodes, sources, texts, jobs, next_index
+
+
+def _shard_folder(out: Path, jobs: list[ConvertJob], sources: list[dict], existing_info: dict | None, log) -> Path:
+    """Where the shards are written (jobs' out_file set under it): the dataset itself for --append,
+    else ``OUT.partial-HASH``, resumed when an earlier build of the same plan left one."""
+    if existing_info:
+        for j in jobs:
+            j.out_file = str(out / j.out_file)
+            if Path(j.out_file).exists():  # left by an interrupted append; not referenced by meta
+                Path(j.out_file).unlink()
+        return out
+    root = out.with_name(f"{out.name}.partial-{_plan_hash(jobs, sources)[:12]}")
+    if root.exists():
+        log(f"resuming the unfinished build in {root}")
+        for stray in root.rglob(".*.tmp"):  # a shard cut off by kill -9: redo it
+            stray.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    for j in jobs:
+        j.out_file = str(root / j.out_file)
+    return root
+
+
+def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) -> dict:
+    """Build (or append to) the dataset at ``out``; returns the report (JSON-able)."""
+    from contra_bc.parallel import default_workers, run_many
+    from contra_bc.ui import progress
+
+    started = time.perf_counter()
+    out = Path(out)
+    workers = opts.workers or default_workers()
+    if not 0 <= opts.val_fraction < 1:
+        raise UserError(f"--val-fraction must be in [0, 1), not {opts.val_fraction}.")
+    paths = sorted({Path(os.path.abspath(p)) for p in find_recordings(list(inputs))}, key=str)
+    existing_info, existing_eps, existing_texts, opts = _existing_dataset(out, opts)
+
+    items = [scan(p, opts) for p in paths]
+    cand = [it for it in items if it["status"] == "added"]
+    if existing_info:
+        _check_compatible(cand, {**existing_info, "hz": existing_info["fps"]})
+    else:
+        _check_compatible(cand, None)
+    _skip_duplicates(cand, existing_info)
+    if opts.verify:
+        _verify(items, workers)
+
+    new = [it for it in items if it["status"] == "added"]
+    splits = assign_splits(len(new), [e["split"] for e in existing_eps], opts.val_fraction, opts.seed)
+    episodes, sources, texts, jobs, next_index = _plan_episodes(new, splits, opts, existing_info, existing_eps,
+                                                                existing_texts)
 
     report = {"out": str(out), "recordings": [_report_row(it) for it in items],
               "episodes_added": len(new), "frames_added": sum(j.length for j in jobs)}
@@ -352,23 +392,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
                          frames_per_step=new[0]["frames_per_step"], frame_size=(opts.frame_size, opts.frame_size),
                          buttons=new[0]["buttons"], episodes=episodes, n_texts=len(texts), sources=sources,
                          build={"runs": runs}, aux=list(opts.aux))
-
-    if existing_info:
-        root = out
-    else:
-        root = out.with_name(f"{out.name}.partial-{_plan_hash(jobs, sources)[:12]}")
-        if root.exists():
-            log(f"resuming the unfinished build in {root}")
-            for stray in root.rglob(".*.tmp"):  # a shard cut off by kill -9: redo it
-                stray.unlink()
-        root.mkdir(parents=True, exist_ok=True)
-        for j in jobs:
-            j.out_file = str(root / j.out_file)
-    if existing_info:
-        for j in jobs:
-            j.out_file = str(root / j.out_file)
-            if Path(j.out_file).exists():  # left by an interrupted append; not referenced by meta
-                Path(j.out_file).unlink()
+    root = _shard_folder(out, jobs, sources, existing_info, log)
 
     total_frames = sum(j.length for j in jobs)
     try:

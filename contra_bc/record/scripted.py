@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from contra_bc.emulator import action_from_names, get_game
+from contra_bc import movies
+from contra_bc.emulator import action_from_names, get_game, platform_buttons
 from contra_bc.episode import EpisodeRunner
+from contra_bc.formats.movies import is_movie, read_movie
+from contra_bc.pacing import Pacer
 from contra_bc.signals import StopSignals
 from contra_bc.errors import UserError
 
@@ -99,9 +101,7 @@ def make_source(spec: str, game, seed: int):
         from contra_bc.bots import make_bot
 
         return make_bot(spec[4:], game, seed), f"{spec} seed={seed}"
-    from contra_bc import movies
-
-    if movies.is_movie(spec):
+    if is_movie(spec):
         movie, _ = _read_movie_for(spec, game.name if game else None)
         return _FileSource(_some_steps(movies.movie_steps(movie, 1).actions, spec)), _movie_detail(movie)
     return _FileSource(_some_steps(read_action_file(Path(spec), list(game.buttons)), spec)), f"file:{Path(spec).name}"
@@ -116,9 +116,7 @@ def _some_steps(actions, spec):
 
 
 def _read_movie_for(spec: str, game_name: str | None):
-    from contra_bc import movies
-
-    movie = movies.read_movie(Path(spec))
+    movie = read_movie(Path(spec), platform_buttons)
     movie_game = movies.identify_game(movie)
     if game_name and game_name != movie_game.name:
         raise UserError(f"{spec} is a movie of {movie_game.name} (by its ROM hash), but --game says "
@@ -133,8 +131,6 @@ def _movie_detail(movie) -> str:
 
 def _prepare_movie(job: RecordJob, emu_for):
     """(game, emulator, source, detail, start state, hz, extra meta) for a movie job."""
-    from contra_bc import movies
-
     movie, game = _read_movie_for(job.input, job.game)
     if job.state:
         where = "power-on" if movie.start_state is None else "the state in its Core.bin"
@@ -156,7 +152,6 @@ def _prepare_movie(job: RecordJob, emu_for):
 
 def record_job(job: RecordJob, on_step=None) -> dict:
     """Record one episode; returns its final meta. Ctrl-C/SIGTERM finish it as incomplete."""
-    from contra_bc import movies
     from contra_bc.parallel import shared_emulator
     from contra_bc.signals import stop_requested
 
@@ -164,7 +159,7 @@ def record_job(job: RecordJob, on_step=None) -> dict:
         raise KeyboardInterrupt
 
     extra = {"episode_until": job.until, "seed": job.seed}
-    if movies.is_movie(job.input):
+    if is_movie(job.input):
         game, emu, source, detail, start, hz, movie_meta = _prepare_movie(job, shared_emulator)
         extra.update(movie_meta)
     else:
@@ -176,21 +171,16 @@ def record_job(job: RecordJob, on_step=None) -> dict:
     frame = runner.reset(start)
     source.reset(emu)
     writer = runner.open_writer(Path(job.out), source="script", source_detail=detail, hz=hz, extra=extra)
-    period = 1.0 / hz
+    pacer = Pacer(hz) if job.realtime else None
     end_reason = "max_steps"
     with StopSignals() as stop:
-        next_tick = time.perf_counter()
+        if pacer is not None:
+            pacer.start(delay_periods=1)
         while runner.steps < job.max_steps:
             if stop.requested:
                 return writer.finish(runner.final_outcome(), complete=False, end_reason="interrupted",
                                      summary=runner.summary())
-            lateness = None
-            if job.realtime:
-                next_tick += period
-                delay = next_tick - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                lateness = max(0.0, (time.perf_counter() - next_tick) * 1000.0)
+            lateness = pacer.wait().lateness_ms if pacer is not None else None
             try:
                 action = source.act(emu)
             except StopIteration:
@@ -217,10 +207,9 @@ def record_episodes(input: str, out: Path, *, game: str | None = None, state: st
     ``out/episode-NNNN``, episode i with seed+i) in worker processes; (job, final meta) per episode.
 
     The input is checked before any worker starts; ``on_recording(job, meta)`` as each one is written."""
-    from contra_bc import movies
     from contra_bc.parallel import run_with_progress
 
-    if not movies.is_movie(input):  # a movie brings its own game and rate
+    if not is_movie(input):  # a movie brings its own game and rate
         game, hz = game or DEFAULT_GAME, hz or DEFAULT_HZ
     episodes, max_steps = episodes or 1, max_steps or 6000
     make_source(input, get_game(game) if game else None, seed)  # validate before any worker starts

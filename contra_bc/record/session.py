@@ -4,9 +4,9 @@ One emulator step per tick of ``1/hz`` seconds; the buttons held at the tick (pl
 taps latched since the previous tick, see ``window.py``) are that step's action.
 Nothing is pooled, so every episode replays exactly (``contra-bc replay-verify``).
 
-Pacing sleeps until each tick's deadline. A tick that wakes more than one period
-late skips the deadlines it missed (the game slows down rather than rushing to
-catch up); each step stores how late its tick was (``lateness_ms``).
+Pacing (``pacing.py``) sleeps until each tick's deadline. A tick that wakes more
+than one period late skips the deadlines it missed (the game slows down rather
+than rushing to catch up); each step stores how late its tick was (``lateness_ms``).
 
 A session folder holds ``episode-0000``, ``episode-0001``, ... Episodes already
 there are never touched; ``--resume`` numbers new ones after them. The next
@@ -34,6 +34,7 @@ from contra_bc.emulator import get_game
 from contra_bc.episode import EpisodeRunner, sigterm_as_interrupt
 from contra_bc.errors import UserError
 from contra_bc.formats.recording import is_recording, read_meta
+from contra_bc.pacing import Pacer
 from contra_bc.window import GameWindow, load_keymap
 
 EPISODE_NAME = re.compile(r"^episode-(\d{4,})$")
@@ -89,27 +90,6 @@ def plan_session(out: Path, resume: bool, game: str, hz: float, frames_per_step:
             raise UserError(f"{p} was recorded with {theirs}, but this run asks for {mine}. A session "
                             f"keeps one game and pace; use those options or a new --out.")
     return max((int(EPISODE_NAME.match(p.name).group(1)) + 1 for p in episodes), default=0)
-
-
-class Ticker:
-    """Sleep until each tick's deadline; report how late the wake-up was."""
-
-    def __init__(self, hz: float):
-        self.period = 1.0 / hz
-        self.deadline = time.perf_counter()
-
-    def start(self) -> None:
-        self.deadline = time.perf_counter()
-
-    def wait(self) -> tuple[float, int]:
-        """Sleep to the next deadline; returns (lateness in ms, deadlines skipped)."""
-        delay = self.deadline - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        late = time.perf_counter() - self.deadline
-        missed = int(late // self.period) if late > 0 else 0
-        self.deadline += (missed + 1) * self.period
-        return max(0.0, late * 1000.0), missed
 
 
 class BackgroundWriter:
@@ -303,13 +283,13 @@ class HumanSession:
         control = self.countdown(frame) if cfg.countdown > 0 else None
         if control:
             return control
-        ticker = Ticker(cfg.hz)
+        pacer = Pacer(cfg.hz)
         self.state = "playing"
         self.title("playing")
         self.refresh(force=True)
-        ticker.start()
+        pacer.start()
         while True:
-            lateness_ms, missed = ticker.wait()
+            tick = pacer.wait()
             polled = window.poll()
             control = next((c for c in ("stop", "discard", "end_episode", "pause") if c in polled.controls), None)
             if control == "pause":
@@ -317,16 +297,16 @@ class HumanSession:
                 if control is None:
                     self.state = "playing"
                     self.title("playing")
-                    ticker.start()
+                    pacer.start()
                     continue
             if control:
                 return control
             window.set_title(f"contra-bc record | {self.episode} | step {runner.steps + 1} | playing")
-            row = runner.step(polled.action, "human", lateness_ms)
+            row = runner.step(polled.action, "human", tick.lateness_ms)
             writer.add(frame, row)
             frame = self.emu.screen()
             window.show(frame, recording=True)
-            self.stats.tick(lateness_ms, missed)
+            self.stats.tick(tick.lateness_ms, tick.missed)
             self.refresh()
             if runner.done:
                 return runner.outcome
