@@ -33,7 +33,7 @@ contra-bc downsample-check "$OUT/expert60" --workers "$WORKERS" --report-dir "$O
   --json > "$OUT/downsample.json"
 contra-bc downsample-check "$OUT/expert20" --workers "$WORKERS" --report-dir "$OUT/downsample-report" \
   --json > "$OUT/control.json"
-grep -h '"headline"' "$OUT/downsample.json" "$OUT/control.json" >&2
+grep -ho '"headline": "[^"]*"' "$OUT/downsample.json" "$OUT/control.json" >&2
 
 step "4/9 annotations: import the hand-written Level 1 table (Gemini needs a key: see examples/annotate_gemini.sh)"
 contra-bc annotate "$OUT/expert20" "$OUT/noisy20" --from-table examples/outpost-level1-annotations.md --json > /dev/null
