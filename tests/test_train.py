@@ -157,7 +157,12 @@ def test_bad_checkpoints_are_user_errors(run, tmp_path):
 
 def test_torchrun_two_processes_with_gloo(dataset, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+    import socket
+
+    with socket.socket() as sock:  # a free port: a fixed one can be held by another run on a shared machine
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            "-m", "contra_bc", "train", str(dataset), "--out", str(out), "--max-steps", "3", "--batch-size", "2",
            "--window", "4", "--grad-accum", "2", "--workers", "0", "--device", "cpu", "--log-every", "1", "--eval-every", "3",
            "--save-every", "3", "--text-encoder", "hashed"]
