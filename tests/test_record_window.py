@@ -82,6 +82,10 @@ class Recorder:
 
     def title(self) -> tuple[str, int] | None:
         self.last_title = _xdotool(self.display, "getwindowname", self.wid)
+        if not self.last_title:  # no such window: the id found first was not (or no longer) the game's
+            found = _xdotool(self.display, "search", "--onlyvisible", "--pid", str(self.proc.pid)).split("\n")
+            self.wid = found[-1] or self.wid
+            self.last_title = _xdotool(self.display, "getwindowname", self.wid)
         m = re.search(r"(episode-\d+) \| step (\d+) \| playing", self.last_title)
         return (m.group(1), int(m.group(2))) if m else None
 
@@ -90,7 +94,8 @@ class Recorder:
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, "recorder exited early"
-            assert time.monotonic() < deadline, f"never reached {episode} step {step}"
+            assert time.monotonic() < deadline, (f"never reached {episode} step {step} "
+                                                 f"(window {self.wid} title {getattr(self, 'last_title', None)!r})")
             t = self.title()
             if t and t[0] == episode and t[1] >= step:
                 return t[1]
