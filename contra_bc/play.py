@@ -432,7 +432,7 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
     """Headless episodes of the policy and of the baseline, in parallel spawn workers.
 
     ``on_result(i, episode)`` is called as each episode ends (its row, with "policy" added)."""
-    from contra_bc.formats import atomic
+    from contra_bc.formats.results import write_evaluation
     from contra_bc.parallel import run_many
 
     check_options(cfg)
@@ -470,7 +470,7 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
     report["seeds"] = [cfg.seed, cfg.seed + cfg.episodes - 1]
     if cfg.out:
         report["deaths_png"] = draw_deaths(report, Path(cfg.out) / "deaths.png")
-        atomic.write_json(Path(cfg.out) / "evaluation.json", report)
+        write_evaluation(Path(cfg.out) / "evaluation.json", report)
         report["report"] = str(Path(cfg.out) / "evaluation.json")
     if stopped is not None:
         raise stopped

@@ -20,7 +20,6 @@ Expected layout (examples/demo.sh makes it):
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -28,29 +27,12 @@ from contra_bc.emulator import get_game, progress_of
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
 from contra_bc.formats.recording import find_recordings, read_recording
+from contra_bc.formats.results import read_causality, read_evaluation, read_stage as _load
 
 
 # what the pipeline's stages write into a run folder (see the layout above)
 STAGE_OUTPUTS = ("verify.json", "downsample.json", "control.json", "dataset.json", "eval/evaluation.json",
                  "causality.json", "run/metrics.jsonl", "expert20")
-
-
-def _load(path: Path):
-    """A stage's --json output: JSON Lines whose last line is the stage's result (an older
-    indented JSON document reads too)."""
-    try:
-        text = path.read_text()
-        try:
-            return json.loads(text)
-        except ValueError:
-            lines = [line for line in text.splitlines() if line.strip()]
-            if len(lines) < 2:
-                raise
-            return json.loads(lines[-1])
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); rerun the stage that writes it.") from None
 
 
 def expert_summary(folder: Path) -> dict | None:
@@ -88,8 +70,8 @@ def build_report(run_dir: Path) -> dict:
     downsample = _load(run_dir / "downsample.json")
     control = _load(run_dir / "control.json")
     dataset = _load(run_dir / "dataset.json")
-    evaluation = _load(run_dir / "eval" / "evaluation.json")
-    causality = _load(run_dir / "causality.json")
+    evaluation = read_evaluation(run_dir / "eval" / "evaluation.json")
+    causality = read_causality(run_dir / "causality.json")
     expert = expert_summary(run_dir / "expert20")
     validation = last_validation(run_dir / "run")
     policies = {}
@@ -214,10 +196,10 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
                          f"{_fmt(val.get(f'press_precision/{b}'))} | {_fmt(val.get(f'press_prob/{b}'))} |")
     c = report["causality"]
     if c:
-        score = c.get("score", c.get("mean"))
+        score = c["score"]
         lines += ["", "## Causality score", "",
-                  f"Score {_fmt(score)} (mean per chunk {_fmt(c.get('mean_per_chunk'))}, "
-                  f"spread {_fmt(c.get('spread', c.get('std')))}), p = {c.get('p')}, C = {c.get('chunks')}: the KL "
+                  f"Score {_fmt(score)} (mean per chunk {_fmt(c['mean_per_chunk'])}, "
+                  f"spread {_fmt(c['spread'])}), p = {c['p']}, C = {c['chunks']}: the KL "
                   f"between the policy's action distributions on original frames and on frames swapped with "
                   f"other scenes. Zero would mean the policy ignores what it sees."]
     pictures = []
@@ -247,7 +229,7 @@ def _clips(run_dir: Path, images: Path) -> list[tuple[str, Path]]:
     up to the worst one's first death."""
     from contra_bc.render import render
 
-    evaluation = _load(run_dir / "eval" / "evaluation.json") or {}
+    evaluation = read_evaluation(run_dir / "eval" / "evaluation.json") or {}
     episodes = [e for e in (evaluation.get("episodes_detail") or {}).get("agent", [])
                 if e.get("recording") and Path(e["recording"]).is_dir()]
     experts = find_recordings([run_dir / "expert20"]) if (run_dir / "expert20").is_dir() else []

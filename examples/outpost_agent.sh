@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A longer recipe than the demo for an agent that clears Outpost Level 1: more steady expert runs,
-# more runs with injected mistakes and their recoveries, a longer history and longer training.
+# A longer recipe than the demo for an agent that clears Outpost Level 1: the demo's recipe (history 16,
+# sequences of 32, --focus 3, --press-slack 3, temperature 0.25) with three times the steady expert runs,
+# four times the runs with injected mistakes and their recoveries, and nearly four times the training.
 # CPU only (about 90 minutes on 2 cores); on a GPU add --device cuda and raise --batch-size.
 #   bash examples/outpost_agent.sh            # writes agent-out/
 # Evaluation seeds (play's default, from 1,000,000) are apart from every seed that makes data here.
@@ -30,9 +31,9 @@ step "3/5 build-dataset"
 contra-bc build-dataset "$OUT/recordings/steady" "$OUT/recordings/noisy" --out "$OUT/dataset" \
   --workers "$WORKERS" --json > "$OUT/dataset.json"
 
-step "4/5 train small ($TRAIN_STEPS steps, history 32, sequences of 64)"
+step "4/5 train small ($TRAIN_STEPS steps, history 16, sequences of 32)"
 contra-bc train "$OUT/dataset" --out "$OUT/run" --preset small --max-steps "$TRAIN_STEPS" \
-  --window 32 --sequence 64 --batch-size 2 --eval-every 500 --eval-batches 16 --no-augment \
+  --window 16 --sequence 32 --batch-size 4 --eval-every 500 --eval-batches 16 --no-augment \
   --focus "${FOCUS:-3}" --press-slack "${PRESS_SLACK:-3}" --press-weight "${PRESS_WEIGHT:-1}"
 
 step "5/5 play: $EVAL_EPISODES evaluation episodes"

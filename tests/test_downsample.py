@@ -100,3 +100,13 @@ def test_report_reads_stage_outputs(per_frame_runs, tmp_path):
     (run_dir / "causality.json").write_text("{broken")
     proc = run_cli("report", run_dir)
     assert proc.returncode == 2 and "causality.json" in proc.stderr
+    # valid JSON of the wrong shape: refused by field, not read with guessed keys
+    (run_dir / "causality.json").write_text('{"mean": 1.5, "p": 0.5}\n')
+    proc = run_cli("report", run_dir)
+    assert proc.returncode == 2 and "`score` is missing" in proc.stderr and "Traceback" not in proc.stderr
+    (run_dir / "causality.json").unlink()
+    (run_dir / "eval").mkdir()
+    (run_dir / "eval" / "evaluation.json").write_text('{"game": "Outpost-Nes", "policies": {"agent": {"wins": "3"}}}')
+    proc = run_cli("report", run_dir)
+    assert proc.returncode == 2 and "evaluation.json is not a valid evaluation report" in proc.stderr
+    assert "`wins` must be an integer" in " ".join(proc.stderr.split()), proc.stderr

@@ -323,3 +323,34 @@ def test_dash_reads_recording_paths_from_stdin(airstriker_recording, tmp_path):
     assert empty.returncode == 2 and "no paths" in empty.stderr and "Traceback" not in empty.stderr
     missing = run_cli("build-dataset", "-", "--out", tmp_path / "d", input=f"{tmp_path / 'nope'}\n")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_evaluation_and_causality_results_are_checked_on_write_and_read(tmp_path):
+    """formats/results.py: play's evaluation.json is checked before it is written (nothing written when it
+    does not fit the layout); a saved causality-score --json output is read from its last JSON line."""
+    import json
+
+    from contra_bc.errors import UserError
+    from contra_bc.formats import results
+
+    summary = {"episodes": 1, "wins": 1, "win_rate": 1.0, "win_rate_ci95": [0.2, 1.0], "progress_mean": 1193.0,
+               "progress": [1193], "death_progress": []}
+    report = {"game": "Outpost-Nes", "state": "Level1", "episodes": 1, "seed": 1000000, "seeds": [1000000, 1000000],
+              "temperature": 0.25, "policies": {"agent": summary},
+              "episodes_detail": {"agent": [{"episode": 0, "outcome": "win", "progress": 1193, "steps": 700}]}}
+    path = tmp_path / "evaluation.json"
+    results.write_evaluation(path, report)
+    assert results.read_evaluation(path) == report
+    assert results.read_evaluation(tmp_path / "absent.json") is None
+    bad = dict(report, policies={"agent": dict(summary, win_rate=1.5)})
+    with pytest.raises(UserError, match=r"\['agent'\] `win_rate` must be at most 1"):
+        results.write_evaluation(tmp_path / "bad.json", bad)
+    assert not (tmp_path / "bad.json").exists()
+    score = {"score": 2.0, "spread": 0.0, "mean_per_chunk": 0.1, "p": 0.5, "chunks": 4, "chunks_scored": 20,
+             "replaced_fraction": 0.5, "window": 16, "checkpoint": "run", "dataset": "ds"}
+    lines = tmp_path / "causality.json"
+    lines.write_text(json.dumps({"event": "progress"}) + "\n" + json.dumps(score) + "\n")
+    assert results.read_causality(lines) == score
+    lines.write_text(json.dumps(dict(score, p=2)))
+    with pytest.raises(UserError, match="`p` must be at most 1"):
+        results.read_causality(lines)

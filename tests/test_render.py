@@ -315,7 +315,11 @@ def test_report_clips_show_the_best_and_worst_agent_episode_beside_the_expert(ou
     shutil.copytree(outpost, worst)
     episodes = [{"episode": 0, "recording": str(best), "progress": 900, "steps": 120, "outcome": "none"},
                 {"episode": 1, "recording": str(worst), "progress": 100, "steps": 120, "outcome": "none"}]
-    (run_dir / "eval" / "evaluation.json").write_text(json.dumps({"episodes_detail": {"agent": episodes}}))
+    summary = {"episodes": 2, "wins": 0, "win_rate": 0.0, "win_rate_ci95": [0.0, 0.66], "progress_mean": 500.0,
+               "progress": [900, 100], "death_progress": []}
+    (run_dir / "eval" / "evaluation.json").write_text(json.dumps(
+        {"game": "Outpost-Nes", "state": "Level1", "episodes": 2, "seed": 1000000, "seeds": [1000000, 1000001],
+         "temperature": 0.25, "policies": {"agent": summary}, "episodes_detail": {"agent": episodes}}))
     images = run_dir / "report-images"
     images.mkdir()
     clips = dict((Path(rel).name, label) for label, rel in _clips(run_dir, images))
