@@ -454,7 +454,7 @@ def build_dataset(
     Exit codes: 0 built, 1 built but --verify dropped diverging recordings,
     2 bad input (corrupt recording, mismatched annotations, nothing usable), 130 interrupted.
     """
-    from contra_bc.dataset.build import BuildOptions, build_dataset as build
+    from contra_bc.dataset.build import BuildOptions, build_dataset as build, summary_lines, table_rows
     from contra_bc.dataset.quality import QualityFilter
     from contra_bc.ui import err, print_json, print_paths, stdin_paths, table
 
@@ -471,16 +471,9 @@ def build_dataset(
     if json_out:
         print_json(report)
     else:
-        table([{"recording": r["name"], "status": r["status"], "steps": r["steps"],
-                "episode": "-" if r["episode_index"] is None else r["episode_index"], "split": r["split"] or "-",
-                "annotated": r["annotated"], "changes/min": r.get("changes_per_minute", "-"),
-                "why": r["reason"] or ""} for r in report["recordings"]], "build-dataset")
-        not_annotated = [r["name"] for r in report["recordings"] if r["status"] == "added" and not r["annotated"]]
-        if not_annotated:
-            err.print(f"{len(not_annotated)} episode(s) have no annotations (text is null for all their steps): "
-                      f"{', '.join(not_annotated[:10])}{' ...' if len(not_annotated) > 10 else ''}", soft_wrap=True)
-        err.print(f"{out}: {report['episodes_total']} episodes, {report['frames_total']} frames "
-                  f"({report['episodes_added']} episodes / {report['frames_added']} frames added)")
+        table(table_rows(report), "build-dataset")
+        for line in summary_lines(report, out):
+            err.print(line, soft_wrap=True)
         print_paths([out])
     if any(r.get("verify") in ("diverged", "error") for r in report["recordings"]):
         raise typer.Exit(1)

@@ -86,7 +86,11 @@ def test_aux_mistakes_are_clear_errors_and_an_append_keeps_the_columns(recs, bui
     assert clash.returncode == 2 and "--aux enemy_bullet_x_0,enemy_bullet_on_0" in clash.stderr
     run_cli("record", "--input", "bot:expert-steady", "--game", "Outpost-Nes", "--hz", "20", "--seed", "1010",
             "--max-steps", "150", "--episode-until", "never", "--out", tmp_path / "more", check=True)
-    run_cli("build-dataset", tmp_path / "more", "--out", copy, "--append", "--no-filter", check=True)
+    appended = run_cli("build-dataset", tmp_path / "more", "--out", copy, "--append", "--no-filter", check=True)
+    said = " ".join(appended.stderr.split())  # piped: the table and the summary go to stderr, the path to stdout
+    assert "1 episode(s) have no annotations" in said and "more" in said
+    assert f"{copy}: 3 episodes" in said and "(1 episodes / 150 frames added)" in said
+    assert appended.stdout.strip() == str(copy)
     ds = DatasetReader(copy)
     assert len(ds.episodes) == 3 and ds.aux(2).shape == (150, 2)
 

@@ -433,3 +433,23 @@ def _report_row(it: dict) -> dict:
     if "verify" in it:
         row["verify"] = it["verify"]
     return row
+
+
+def table_rows(report: dict) -> list[dict]:
+    """The table `contra-bc build-dataset` prints: one row per recording."""
+    return [{"recording": r["name"], "status": r["status"], "steps": r["steps"],
+             "episode": "-" if r["episode_index"] is None else r["episode_index"], "split": r["split"] or "-",
+             "annotated": r["annotated"], "changes/min": r.get("changes_per_minute", "-"),
+             "why": r["reason"] or ""} for r in report["recordings"]]
+
+
+def summary_lines(report: dict, out: Path) -> list[str]:
+    """What build-dataset says after its table: episodes without text, and the dataset's size."""
+    lines = []
+    bare = [r["name"] for r in report["recordings"] if r["status"] == "added" and not r["annotated"]]
+    if bare:
+        lines.append(f"{len(bare)} episode(s) have no annotations (text is null for all their steps): "
+                     f"{', '.join(bare[:10])}{' ...' if len(bare) > 10 else ''}")
+    lines.append(f"{out}: {report['episodes_total']} episodes, {report['frames_total']} frames "
+                 f"({report['episodes_added']} episodes / {report['frames_added']} frames added)")
+    return lines
