@@ -18,23 +18,26 @@ RUN0=${1:?usage: correction_rounds.sh RUN DATASET}
 DATASET0=${2:?usage: correction_rounds.sh RUN DATASET}
 OUT=${OUT:-rounds-out}
 GAME=${GAME:-Outpost-Nes}
+STATE=${STATE:-}                     # start state of every episode (default: the game's first, Level1)
+MAX_STEPS=${MAX_STEPS:-1800}         # steps per played episode
 ROUNDS=${ROUNDS:-3}
 EPISODES=${EPISODES:-8}              # corrected episodes per round
 STEPS=${STEPS:-300}                  # fine-tuning steps per round
 EVAL_EPISODES=${EVAL_EPISODES:-20}
-TEMPERATURE=${TEMPERATURE:-0.5}
+TEMPERATURE=${TEMPERATURE:-0.25}     # the demo's
 CORRECTOR=${CORRECTOR:-bot:expert-steady}
 EXPERT=${EXPERT:-bot:expert-steady}  # the comparison arm's demonstrator
 COMPARE=${COMPARE:-1}
 WORKERS=${WORKERS:-2}
-TRAIN_FLAGS=${TRAIN_FLAGS:---sequence 32 --batch-size 4 --no-augment --eval-every 100 --eval-batches 8}
+TRAIN_FLAGS=${TRAIN_FLAGS:---sequence 32 --batch-size 4 --no-augment --focus 3 --press-slack 3 --eval-every 100 --eval-batches 8}
 if [ -e "$OUT" ]; then echo "correction_rounds: $OUT exists; remove it or set OUT=another-folder" >&2; exit 2; fi
 PRESET=$(python3 -c 'import json,sys,pathlib; r=pathlib.Path(sys.argv[1]); c=r/(r/"last").read_text().strip() if (r/"last").exists() else r; print(json.load(open(c/"config.json"))["preset"])' "$RUN0")
 mkdir -p "$OUT"
+AT=(); [ -n "$STATE" ] && AT=(--state "$STATE")
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 evaluate() {  # RUN DIR
-  contra-bc play "$1" --game "$GAME" --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 1800 \
+  contra-bc play "$1" --game "$GAME" "${AT[@]}" --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps "$MAX_STEPS" \
     --temperature "$TEMPERATURE" --baseline none --out "$2/eval" --json | tail -n 1 > "$2/eval.json"
 }
 
@@ -83,7 +86,7 @@ for r in $(seq 1 "$ROUNDS"); do
   R=$OUT/round-$r
   mkdir -p "$R"
   step "round $r/$ROUNDS: $EPISODES episodes, $CORRECTOR takes over where the agent would die"
-  contra-bc play "$prev" --game "$GAME" --episodes "$EPISODES" --workers "$WORKERS" --max-steps 1800 \
+  contra-bc play "$prev" --game "$GAME" "${AT[@]}" --episodes "$EPISODES" --workers "$WORKERS" --max-steps "$MAX_STEPS" \
     --temperature "$TEMPERATURE" --corrector "$CORRECTOR" --seed $((3000000 + 1000 * r)) --baseline none \
     --out "$R/corrections" --json | tail -n 1 > "$R/corrections.json"
   used=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["policies"]["agent"]["corrector_steps"])' "$R/corrections.json")
@@ -99,7 +102,7 @@ for r in $(seq 1 "$ROUNDS"); do
     mkdir -p "$E/runs"
     left=$used; i=0
     while [ "$left" -gt 0 ]; do  # whole expert runs, the last cut to the same step count
-      contra-bc record --input "$EXPERT" --game "$GAME" --hz 20 --seed $((4000000 + 1000 * r + i)) \
+      contra-bc record --input "$EXPERT" --game "$GAME" "${AT[@]}" --hz 20 --seed $((4000000 + 1000 * r + i)) \
         --max-steps "$left" --out "$E/runs/run-$i" > /dev/null
       n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["steps"])' "$E/runs/run-$i/meta.json")
       left=$((left - n)); i=$((i + 1))
