@@ -37,7 +37,7 @@ contra-bc train "$OUT/dataset" --out "$OUT/run" --preset small --max-steps "$TRA
   --focus "${FOCUS:-3}" --press-slack "${PRESS_SLACK:-3}" --press-weight "${PRESS_WEIGHT:-1}"
 
 step "5/5 play: $EVAL_EPISODES evaluation episodes"
-contra-bc play "$OUT/run" --game $GAME --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps 2400 --temperature 0.25 \
+contra-bc play "$OUT/run" --game $GAME --episodes "$EVAL_EPISODES" --workers "$WORKERS" --fast --max-steps 2400 --temperature 0.25 \
   --out "$OUT/eval" --json | tail -n 1 > "$OUT/play.json"
 python3 - "$OUT/play.json" <<'PY'
 import json, sys

@@ -38,7 +38,7 @@ contra-bc train "$OUT/dataset" --init "$AGENT/run" --out "$OUT/run" --preset sma
 
 step "4/4 play: $EVAL_EPISODES evaluation episodes on each level"
 for level in Level2 Level1; do
-  contra-bc play "$OUT/run" --game $GAME --state $level --episodes "$EVAL_EPISODES" --workers "$WORKERS" \
+  contra-bc play "$OUT/run" --game $GAME --state $level --episodes "$EVAL_EPISODES" --workers "$WORKERS" --fast \
     --max-steps 2400 --temperature 0.25 --baseline none --out "$OUT/eval-$level" --json | tail -n 1 > "$OUT/play-$level.json"
   python3 - "$OUT/play-$level.json" "$level" <<'PY'
 import json, sys
