@@ -37,7 +37,7 @@ AT=(); [ -n "$STATE" ] && AT=(--state "$STATE")
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 evaluate() {  # RUN DIR
-  contra-bc play "$1" --game "$GAME" "${AT[@]}" --episodes "$EVAL_EPISODES" --workers "$WORKERS" --max-steps "$MAX_STEPS" \
+  contra-bc play "$1" --game "$GAME" "${AT[@]}" --episodes "$EVAL_EPISODES" --workers "$WORKERS" --fast --max-steps "$MAX_STEPS" \
     --temperature "$TEMPERATURE" --baseline none --out "$2/eval" --json | tail -n 1 > "$2/eval.json"
 }
 
