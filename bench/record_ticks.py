@@ -47,12 +47,12 @@ def start_xvfb():
 
 BASELINE = """
 import sys, numpy as np
-from contra_bc.record.session import Ticker
+from contra_bc.pacing import Pacer
 hz, seconds, out = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-ticker, lateness = Ticker(hz), []
-ticker.start()
+pacer, lateness = Pacer(hz), []
+pacer.start()
 for _ in range(int(seconds * hz)):
-    lateness.append(ticker.wait()[0])
+    lateness.append(pacer.wait().lateness_ms)
 np.save(out, np.asarray(lateness))
 """
 
