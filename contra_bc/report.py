@@ -27,7 +27,7 @@ from contra_bc.emulator import get_game, progress_of
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
 from contra_bc.formats.recording import find_recordings, read_recording
-from contra_bc.formats.results import read_causality, read_evaluation, read_stage as _load
+from contra_bc.formats.results import read_causality, read_evaluation, read_stage
 
 
 # what the pipeline's stages write into a run folder (see the layout above)
@@ -66,10 +66,10 @@ def build_report(run_dir: Path) -> dict:
         raise UserError(f"{run_dir} is not a pipeline run: it holds none of {', '.join(STAGE_OUTPUTS)}. `report` "
                         f"writes report.md and report-images/ into such a folder (examples/demo.sh makes one), so it "
                         f"leaves other folders alone.")
-    verify = _load(run_dir / "verify.json")
-    downsample = _load(run_dir / "downsample.json")
-    control = _load(run_dir / "control.json")
-    dataset = _load(run_dir / "dataset.json")
+    verify = read_stage(run_dir / "verify.json")
+    downsample = read_stage(run_dir / "downsample.json")
+    control = read_stage(run_dir / "control.json")
+    dataset = read_stage(run_dir / "dataset.json")
     evaluation = read_evaluation(run_dir / "eval" / "evaluation.json")
     causality = read_causality(run_dir / "causality.json")
     expert = expert_summary(run_dir / "expert20")
@@ -254,7 +254,7 @@ def _clips(run_dir: Path, images: Path) -> list[tuple[str, Path]]:
 
 
 def _first_png(run_dir: Path):
-    data = _load(run_dir / "downsample.json")
+    data = read_stage(run_dir / "downsample.json")
     if not data:
         return None
     for r in data.get("recordings", []):

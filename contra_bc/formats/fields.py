@@ -89,6 +89,19 @@ def mapping(spec: dict[str, Check] | None = None) -> Check:
     return check
 
 
+def each_value(item: Check) -> Check:
+    """An object whose every value passes ``item`` (e.g. policy name -> summary)."""
+    def check(v):
+        if not isinstance(v, dict):
+            return f"must be an object, not {type(v).__name__}"
+        for name, x in v.items():
+            why = item(x)
+            if why:
+                return f"[{name!r}] {why}"
+        return None
+    return check
+
+
 def button_list() -> Check:
     """A platform's button slots: names, or null for an unused slot; at least one name."""
     def check(v):

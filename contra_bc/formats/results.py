@@ -18,7 +18,8 @@ from pathlib import Path
 
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
-from contra_bc.formats.fields import (integer, list_of, mapping, number, optional, require_fields, string)
+from contra_bc.formats.fields import (each_value, integer, list_of, mapping, number, optional, require_fields,
+                                      string)
 
 _PROBABILITY = number(at_least=0, at_most=1)
 
@@ -47,8 +48,8 @@ EVALUATION = {
     "seed": integer(),
     "seeds": list_of(integer(), min_len=2),
     "temperature": number(at_least=0),
-    "policies": lambda v: _each(v, mapping(POLICY_SUMMARY)),
-    "episodes_detail": lambda v: _each(v, list_of(mapping(EPISODE_ROW))),
+    "policies": each_value(mapping(POLICY_SUMMARY)),
+    "episodes_detail": each_value(list_of(mapping(EPISODE_ROW))),
 }
 
 CAUSALITY_SCORE = {
@@ -63,17 +64,6 @@ CAUSALITY_SCORE = {
     "checkpoint": string(),
     "dataset": string(),
 }
-
-
-def _each(value, check) -> str | None:
-    """An object whose every value passes ``check`` (policy name -> summary)."""
-    if not isinstance(value, dict):
-        return f"must be an object, not {type(value).__name__}"
-    for name, item in value.items():
-        why = check(item)
-        if why:
-            return f"[{name!r}] {why}"
-    return None
 
 
 def read_stage(path: Path):
