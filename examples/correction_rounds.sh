@@ -68,7 +68,7 @@ arms = sorted({r["arm"] for r in rows})
 series = lambda key: {a: [(r["round"], r[key]) for r in rows if r["arm"] in (a, "start")] for a in arms if a != "start"}
 line_charts([{"series": series("win_rate"), "title": "win rate on held-out seeds", "xlabel": "round", "ylabel": "win rate", "integer_x": True},
              {"series": series("progress_mean"), "title": "mean progress", "xlabel": "round", "ylabel": "progress", "integer_x": True},
-             {"series": {"correction": [(r["round"], r.get("corrector_steps", 0)) for r in rows if r["arm"] == "correction"]},
+             {"series": {"correction": [(r["round"], r.get("corrector_steps", 0)) for r in rows if r["arm"] in ("start", "correction")]},
               "title": "corrector steps used per round", "xlabel": "round", "ylabel": "steps", "integer_x": True}],
             out / "rounds.png", title="correction rounds")
 print("\n".join(lines), file=sys.stderr)
