@@ -108,9 +108,12 @@ def convert(job: ConvertJob) -> dict:
     try:
         n = 0
         with StopSignals() as stop:
-            for frame in prefetch(rec.frames(0, job.length)):  # decoding overlaps preprocessing
+            # three stages on their own threads, overlapping (decoding, hashing and numpy release the GIL):
+            # decode -> hash -> preprocess and write
+            hashed = ((f, digest64(f)) for f in prefetch(rec.frames(0, job.length)))
+            for frame, digest in prefetch(hashed):
                 stop.check()  # Ctrl-C/SIGTERM: stop between frames; the unfinished shard is removed below
-                if digest64(frame) != expected[n]:
+                if digest != expected[n]:
                     raise UserError(f"{rec.path}: video frame {n} is not the screen the recording saw at step {n} "
                                     f"(its hash differs from steps.parquet's); a video segment was replaced, "
                                     f"renamed or damaged. Check it with `contra-bc replay-verify {rec.path} "

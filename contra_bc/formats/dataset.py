@@ -150,7 +150,7 @@ class ShardWriter:
             return
         first = self.rows
         frames = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(self.frame_bytes), n, [None, pa.py_buffer(self._frames[:n].tobytes())])
+            pa.binary(self.frame_bytes), n, [None, pa.py_buffer(self._frames[:n])])
         aux = [pa.array([[float(v) for v in r[3]] for r in self._rows],
                         pa.list_(pa.float32(), self.n_aux))] if self.n_aux else []
         table = pa.Table.from_arrays([
