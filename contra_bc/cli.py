@@ -689,6 +689,8 @@ def play(
         print_json(report)
     else:
         table(play_lib.evaluation_rows(report), f"play {game} ({report['episodes']} episodes, until {until})")
+        for line in play_lib.repeat_warnings(report):
+            err.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
         if report.get("baseline_policy"):
             err.print(f"baseline: {report['baseline_policy']}")
         if report.get("report"):

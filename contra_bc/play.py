@@ -232,6 +232,7 @@ def play_episode(job: PlayJob) -> dict:
                                     extra=_extra(job))
     max_progress = progress_of(game, runner.variables)
     deaths = runner.death_progress = []
+    actions: list[int] = []  # the episode's identity: the same actions from the same start are the same episode
     started = time.perf_counter()
     end_reason = "max_steps"
     meta = None
@@ -242,6 +243,7 @@ def play_episode(job: PlayJob) -> dict:
                 complete, end_reason = False, "interrupted"
                 break
             row = take_step(runner, actor, corrector, emu, screen)
+            actions.append(row["action"])
             if writer:
                 writer.add(screen, row)
             screen = emu.screen()
@@ -260,7 +262,17 @@ def play_episode(job: PlayJob) -> dict:
     result = episode_metrics(runner, max_progress, actor, meta, time.perf_counter() - started, corrector=corrector)
     result["episode"] = job.episode
     result["end_reason"] = end_reason
+    result["trajectory"] = trajectory_id(actions)
     return result
+
+
+def trajectory_id(actions: list[int]) -> str:
+    """16 hex digits naming an episode's action sequence. The emulator is deterministic, so two
+    episodes from the same start state with the same id are the same episode (an argmax policy
+    plays one episode however many times it is run)."""
+    import hashlib
+
+    return hashlib.blake2b(np.asarray(actions, "<i4").tobytes(), digest_size=8).hexdigest()
 
 
 def _extra(job: PlayJob) -> dict:
@@ -289,6 +301,7 @@ def summarize(results: list[dict]) -> dict:
     low, high = wilson_interval(wins, len(results))
     return {
         "episodes": len(results),
+        "distinct_episodes": len({r.get("trajectory") for r in results}),
         "wins": wins,
         "win_rate": mean([float(r["win"]) for r in results]),
         "win_rate_ci95": [round(low, 4), round(high, 4)] if results else None,
@@ -308,6 +321,20 @@ def summarize(results: list[dict]) -> dict:
         "steps_per_s": round(steps / wall, 1) if wall > 0 else None,
         "outcomes": {o: sum(r["outcome"] == o for r in results) for o in ("win", "death", "game_over", "none")},
     }
+
+
+def repeat_warnings(report: dict) -> list[str]:
+    """A line for each policy whose episodes were not all different: its win rate's interval
+    counts repeats of one episode as independent evidence."""
+    lines = []
+    for name, s in report["policies"].items():
+        distinct = s.get("distinct_episodes")
+        if distinct is not None and distinct < s["episodes"]:
+            lines.append(f"{name}: only {distinct} of its {s['episodes']} episodes differ (same actions from the "
+                         f"same start state: the same episode). Its win rate and interval count the repeats as "
+                         f"independent; at temperature 0 every episode is the same one. Sample (temperature > 0) "
+                         f"to measure how often the policy wins.")
+    return lines
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -78,11 +78,32 @@ def test_evaluation_with_two_workers_reports_every_field_and_the_baseline(tiny_r
     a0 = pq.read_table(out / "agent-0000" / "steps.parquet").column("action").to_pylist()
     a1 = pq.read_table(out / "agent-0001" / "steps.parquet").column("action").to_pylist()
     assert a0 != a1
+    ids = [e["trajectory"] for e in report["episodes_detail"]["agent"]]
+    assert len(set(ids)) == 2 and report["policies"]["agent"]["distinct_episodes"] == 2
+    assert "warning" not in proc.stderr
     assert json.loads((out / "evaluation.json").read_text())["policies"] == report["policies"]
     agent = report["policies"]["agent"]
     assert len(agent["progress"]) == 2 and agent["progress_quartiles"][4] == agent["progress_max"]
     assert 0 <= agent["win_rate_ci95"][0] <= agent["win_rate"] <= agent["win_rate_ci95"][1] <= 1
     assert report["seeds"] == [1_000_000, 1_000_001]  # evaluation seeds: far from the ones that make data
+
+
+def test_argmax_evaluation_says_its_episodes_are_one(tiny_run, tmp_path):
+    """Temperature 0 from one start state plays the same episode every time: the report counts
+    one distinct episode and play warns that the interval counts repeats."""
+    run, _ = tiny_run
+    proc = run_cli("play", run, "--game", GAME, "--episodes", 3, "--workers", 2, "--max-steps", 25,
+                   "--temperature", 0, "--baseline", "none", "--out", tmp_path / "argmax")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "argmax" / "evaluation.json").read_text())
+    import pyarrow.parquet as pq
+
+    actions = [pq.read_table(tmp_path / "argmax" / f"agent-{i:04d}" / "steps.parquet").column("action").to_pylist()
+               for i in range(3)]
+    assert actions[0] == actions[1] == actions[2]  # the claim itself, read from the recordings
+    assert len({e["trajectory"] for e in report["episodes_detail"]["agent"]}) == 1
+    assert report["policies"]["agent"]["distinct_episodes"] == 1
+    assert "only 1 of its 3 episodes differ" in " ".join(proc.stderr.split())
 
 
 def test_death_histogram_counts_each_death_in_its_bin(tmp_path):
