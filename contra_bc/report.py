@@ -162,7 +162,10 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
         wins = _fmt(s.get("win_rate"), True) + (f" ({ci[0]:.0%}–{ci[1]:.0%})" if ci else "")
         q = s.get("progress_quartiles")
         spread = f"{q[0]:,} / {q[2]:,} / {q[4]:,}" if q else "-"
-        lines.append(f"| {name} | {s.get('episodes')} | {wins} | "
+        episodes, distinct = s.get("episodes"), s.get("distinct_episodes")
+        if distinct is not None and episodes is not None and distinct < episodes:
+            episodes = f"{episodes} ({distinct} different)"
+        lines.append(f"| {name} | {episodes} | {wins} | "
                      f"{_fmt(s.get('progress_mean'))} | {_fmt(s.get('progress_vs_expert'), True)} | {spread} | "
                      f"{_fmt(s.get('score_mean'))} | {_fmt(s.get('deaths_mean'))} | {lat} |")
     seeds = report.get("evaluation_seeds")
@@ -170,7 +173,12 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
               "scroll), the furthest point reached in the episode. A win is clearing the level within the "
               "lives the game gives."
               + (f" The agent's episodes used sampling seeds {seeds[0]:,}–{seeds[1]:,}, apart from every seed "
-                 "that made training data." if seeds else ""), ""]
+                 "that made training data." if seeds else "")
+              + (" Episodes with the same actions from the same start state are one episode played again "
+                 "(the emulator is deterministic); where a policy played fewer different episodes than it "
+                 "ran, its win rate and interval count the repeats as independent."
+                 if any((s.get("distinct_episodes") or s.get("episodes") or 0) < (s.get("episodes") or 0)
+                        for s in report["policies"].values()) else ""), ""]
     v = report["verdict"]
     if v:
         ci = v.get("agent_win_rate_ci95") or [0, 1]

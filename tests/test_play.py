@@ -104,6 +104,11 @@ def test_argmax_evaluation_says_its_episodes_are_one(tiny_run, tmp_path):
     assert len({e["trajectory"] for e in report["episodes_detail"]["agent"]}) == 1
     assert report["policies"]["agent"]["distinct_episodes"] == 1
     assert "only 1 of its 3 episodes differ" in " ".join(proc.stderr.split())
+    run_dir = tmp_path / "pipeline"  # `report` says so too
+    (run_dir / "eval").mkdir(parents=True)
+    shutil.copyfile(tmp_path / "argmax" / "evaluation.json", run_dir / "eval" / "evaluation.json")
+    assert run_cli("report", run_dir).returncode == 0
+    assert "| agent | 3 (1 different) |" in (run_dir / "report.md").read_text()
 
 
 def test_death_histogram_counts_each_death_in_its_bin(tmp_path):
