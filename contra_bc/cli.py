@@ -689,14 +689,14 @@ def play(
         print_json(report)
     else:
         table(play_lib.evaluation_rows(report), f"play {game} ({report['episodes']} episodes, until {until})")
-        for line in play_lib.repeat_warnings(report):
-            err.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
         if report.get("baseline_policy"):
             err.print(f"baseline: {report['baseline_policy']}")
         if report.get("report"):
             err.print(f"report: {report['report']}")
         print_paths(e["recording"] for rows in report["episodes_detail"].values() for e in rows
                     if e.get("recording"))
+    for line in play_lib.repeat_warnings(report):  # people read stderr, with --json too
+        err.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     if report["interrupted"]:
         err.print("[yellow]interrupted:[/] the episodes' recordings are kept, marked incomplete")
         raise typer.Exit(130)

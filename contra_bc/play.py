@@ -332,8 +332,8 @@ def repeat_warnings(report: dict) -> list[str]:
         if distinct is not None and distinct < s["episodes"]:
             lines.append(f"{name}: only {distinct} of its {s['episodes']} episodes differ (same actions from the "
                          f"same start state: the same episode). Its win rate and interval count the repeats as "
-                         f"independent; at temperature 0 every episode is the same one. Sample (temperature > 0) "
-                         f"to measure how often the policy wins.")
+                         f"independent evidence. At temperature 0 every episode is the same one; a higher "
+                         f"temperature makes them differ more.")
     return lines
 
 
