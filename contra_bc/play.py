@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contra_bc.emulator import get_game, progress_of
+from contra_bc.emulator import digest64, get_game, progress_of
 from contra_bc.episode import EpisodeRunner, check_until
 from contra_bc.signals import StopSignals
 from contra_bc.takeover import HumanTakeover, take_step
@@ -266,13 +266,11 @@ def play_episode(job: PlayJob) -> dict:
     return result
 
 
-def trajectory_id(actions: list[int]) -> str:
-    """16 hex digits naming an episode's action sequence. The emulator is deterministic, so two
-    episodes from the same start state with the same id are the same episode (an argmax policy
-    plays one episode however many times it is run)."""
-    import hashlib
-
-    return hashlib.blake2b(np.asarray(actions, "<i4").tobytes(), digest_size=8).hexdigest()
+def trajectory_id(actions: list[int]) -> int:
+    """The hash of an episode's action sequence. The emulator is deterministic, so two episodes
+    from the same start state with the same id are the same episode (an argmax policy plays one
+    episode however many times it is run)."""
+    return digest64(np.asarray(actions, "<i4").tobytes())
 
 
 def _extra(job: PlayJob) -> dict:
@@ -326,10 +324,12 @@ def summarize(results: list[dict]) -> dict:
 def repeat_warnings(report: dict) -> list[str]:
     """A line for each policy whose episodes were not all different: its win rate's interval
     counts repeats of one episode as independent evidence."""
+    from contra_bc.formats.results import repeated
+
     lines = []
     for name, s in report["policies"].items():
-        distinct = s.get("distinct_episodes")
-        if distinct is not None and distinct < s["episodes"]:
+        distinct = repeated(s)
+        if distinct is not None:
             lines.append(f"{name}: only {distinct} of its {s['episodes']} episodes differ (same actions from the "
                          f"same start state: the same episode). Its win rate and interval count the repeats as "
                          f"independent evidence. At temperature 0 every episode is the same one; a higher "

@@ -27,7 +27,7 @@ from contra_bc.emulator import get_game, progress_of
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
 from contra_bc.formats.recording import find_recordings, read_recording
-from contra_bc.formats.results import read_causality, read_evaluation, read_stage
+from contra_bc.formats.results import read_causality, read_evaluation, read_stage, repeated
 
 
 # what the pipeline's stages write into a run folder (see the layout above)
@@ -162,9 +162,9 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
         wins = _fmt(s.get("win_rate"), True) + (f" ({ci[0]:.0%}–{ci[1]:.0%})" if ci else "")
         q = s.get("progress_quartiles")
         spread = f"{q[0]:,} / {q[2]:,} / {q[4]:,}" if q else "-"
-        episodes, distinct = s.get("episodes"), s.get("distinct_episodes")
-        if distinct is not None and episodes is not None and distinct < episodes:
-            episodes = f"{episodes} ({distinct} different)"
+        episodes = s.get("episodes")
+        if repeated(s) is not None:
+            episodes = f"{episodes} ({repeated(s)} different)"
         lines.append(f"| {name} | {episodes} | {wins} | "
                      f"{_fmt(s.get('progress_mean'))} | {_fmt(s.get('progress_vs_expert'), True)} | {spread} | "
                      f"{_fmt(s.get('score_mean'))} | {_fmt(s.get('deaths_mean'))} | {lat} |")
@@ -177,8 +177,7 @@ def write_markdown(report: dict, run_dir: Path) -> Path:
               + (" Episodes with the same actions from the same start state are one episode played again "
                  "(the emulator is deterministic); where a policy played fewer different episodes than it "
                  "ran, its win rate and interval count the repeats as independent."
-                 if any((s.get("distinct_episodes") or s.get("episodes") or 0) < (s.get("episodes") or 0)
-                        for s in report["policies"].values()) else ""), ""]
+                 if any(repeated(s) is not None for s in report["policies"].values()) else ""), ""]
     v = report["verdict"]
     if v:
         ci = v.get("agent_win_rate_ci95") or [0, 1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +112,13 @@ def test_report_reads_stage_outputs(per_frame_runs, tmp_path):
     proc = run_cli("report", run_dir)
     assert proc.returncode == 2 and "evaluation.json is not a valid evaluation report" in proc.stderr
     assert "`wins` must be an integer" in " ".join(proc.stderr.split()), proc.stderr
+    # a field older files lack may be absent, but is checked where present
+    (run_dir / "eval" / "evaluation.json").write_text(json.dumps({
+        "game": "Outpost-Nes", "state": "Level1", "episodes": 1, "seed": 0, "seeds": [0, 0], "temperature": 0,
+        "policies": {"agent": {"episodes": 1, "distinct_episodes": "1", "wins": 0, "win_rate": 0.0,
+                               "win_rate_ci95": [0.0, 0.79], "progress_mean": 5, "progress": [5],
+                               "death_progress": []}},
+        "episodes_detail": {"agent": [{"episode": 0, "outcome": "none", "progress": 5, "steps": 3}]}}))
+    proc = run_cli("report", run_dir)
+    assert proc.returncode == 2 and "`distinct_episodes` must be an integer" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr

@@ -66,6 +66,14 @@ def optional(inner: Check) -> Check:
     return lambda v: None if v is None else inner(v)
 
 
+def absent_or(inner: Check) -> Check:
+    """A key that older files do not have: checked only where it is present."""
+    def check(v):
+        return inner(v)
+    check.may_be_absent = True
+    return check
+
+
 def list_of(item: Check, min_len: int = 0) -> Check:
     def check(v):
         if not isinstance(v, list):
@@ -122,6 +130,8 @@ def check_fields(doc: dict, spec: dict[str, Check]) -> list[str]:
     for key, check in spec.items():
         value = doc.get(key, MISSING)
         if value is MISSING:
+            if getattr(check, "may_be_absent", False):
+                continue
             problems.append(f"`{key}` is missing")
             continue
         why = check(value)

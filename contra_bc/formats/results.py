@@ -18,7 +18,7 @@ from pathlib import Path
 
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
-from contra_bc.formats.fields import (each_value, integer, list_of, mapping, number, optional, require_fields,
+from contra_bc.formats.fields import (absent_or, each_value, integer, list_of, mapping, number, optional, require_fields,
                                       string)
 
 _PROBABILITY = number(at_least=0, at_most=1)
@@ -26,6 +26,7 @@ _PROBABILITY = number(at_least=0, at_most=1)
 # what every policy's summary in evaluation.json holds (play.summarize writes more)
 POLICY_SUMMARY = {
     "episodes": integer(at_least=0),
+    "distinct_episodes": absent_or(integer(at_least=0)),  # older files lack it
     "wins": integer(at_least=0),
     "win_rate": optional(_PROBABILITY),
     "win_rate_ci95": optional(list_of(_PROBABILITY, min_len=2)),
@@ -86,6 +87,14 @@ def read_stage(path: Path):
         return json.loads(lines[-1])
     except ValueError as exc:
         raise UserError(f"{path} is not valid JSON ({exc}); rerun the stage that writes it.") from None
+
+
+def repeated(summary: dict) -> int | None:
+    """How many different episodes a policy played, where that is fewer than it ran (episodes with
+    the same actions from the same start state are one episode again); None when all differ or the
+    file predates the count."""
+    distinct = summary.get("distinct_episodes")
+    return distinct if distinct is not None and distinct < summary["episodes"] else None
 
 
 def check_evaluation(report, where) -> dict:
