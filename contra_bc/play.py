@@ -30,6 +30,7 @@ from contra_bc.episode import EpisodeRunner, check_until
 from contra_bc.signals import StopSignals
 from contra_bc.takeover import HumanTakeover, take_step
 from contra_bc.errors import UserError
+from contra_bc.formats.results import repeated, write_evaluation
 from contra_bc.preprocess import preprocess_frame
 
 BASELINES = ("random", "none")
@@ -324,8 +325,6 @@ def summarize(results: list[dict]) -> dict:
 def repeat_warnings(report: dict) -> list[str]:
     """A line for each policy whose episodes were not all different: its win rate's interval
     counts repeats of one episode as independent evidence."""
-    from contra_bc.formats.results import repeated
-
     lines = []
     for name, s in report["policies"].items():
         distinct = repeated(s)
@@ -417,7 +416,8 @@ def evaluation_rows(report: dict) -> list[dict]:
     for name, s in report["policies"].items():
         ci = s.get("win_rate_ci95") or [0, 1]
         q = s.get("progress_quartiles") or [None] * 5
-        rows.append({"policy": name, "episodes": s["episodes"],
+        distinct = repeated(s)
+        rows.append({"policy": name, "episodes": s["episodes"] if distinct is None else f"{s['episodes']} ({distinct} different)",
                      "wins (95% CI)": f"{s['wins']} ({ci[0]:.0%}-{ci[1]:.0%})",
                      "progress mean (min/median/max)": f"{s['progress_mean']} ({q[0]}/{q[2]}/{q[4]})",
                      "score": s["score_mean"],
@@ -459,7 +459,6 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
     """Headless episodes of the policy and of the baseline, in parallel spawn workers.
 
     ``on_result(i, episode)`` is called as each episode ends (its row, with "policy" added)."""
-    from contra_bc.formats.results import write_evaluation
     from contra_bc.parallel import run_many
 
     check_options(cfg)
