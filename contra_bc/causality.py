@@ -31,13 +31,14 @@ c = log p(brake | obstacle, no light) - log p(brake | no obstacle, light) during
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from contra_bc.config import CausalityConfig
 from contra_bc.errors import UserError
+from contra_bc.options import check
 
 # ---------------------------------------------------------------- toy problem (§5.1.1)
 
@@ -148,27 +149,11 @@ def draw_toy(result: dict, path: Path) -> Path:
 # ---------------------------------------------------------------- the score (§5.2)
 
 
-@dataclass
-class ScoreConfig:
-    chunks: int = 4
-    p: float = 0.5
-    batch: int = 8
-    batches: int = 4
-    seed: int = 0
-    repeats: int = 1
-    split: str = "val"
-    min_distance: int | None = None  # default: one window length (donor and target windows do not overlap)
-    window: int | None = None  # steps per window; default: chunks x the policy's trained history
 
 
-def check_config(cfg: ScoreConfig) -> None:
-    if not (0.0 <= cfg.p <= 1.0) or math.isnan(cfg.p):
-        raise UserError(f"--p must be a probability in [0, 1], not {cfg.p}. Example: --p 0.5.")
-    for name in ("chunks", "batch", "batches", "repeats"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"--{name} must be at least 1, not {getattr(cfg, name)}.")
-    if cfg.min_distance is not None and cfg.min_distance < 1:
-        raise UserError(f"--min-distance must be at least 1, not {cfg.min_distance}.")
+def check_config(cfg: CausalityConfig) -> None:
+    """UserError for a setting out of its declared range (the CLI checks the same before it calls)."""
+    check(cfg)
 
 
 def scored_positions(valid: np.ndarray, chunks: int) -> list[tuple[int, int, int]]:
@@ -258,7 +243,7 @@ def kl_at(logps_a: list, logps_b: list, rows, cols):
     return total.clamp_min(0.0) if total is not None else torch.zeros(len(rows), dtype=torch.float64)
 
 
-def score_batch(model, batch: dict, cfg: ScoreConfig, rng: np.random.Generator) -> dict:
+def score_batch(model, batch: dict, cfg: CausalityConfig, rng: np.random.Generator) -> dict:
     """The causality score of one batch: KL summed over windows and chunks, and its parts."""
     import torch
 
@@ -328,7 +313,7 @@ def check_game(policy, reader, checkpoint, dataset) -> None:
                         f"with `contra-bc build-dataset ... --frame-size {policy.frame_size}`.")
 
 
-def iterate_batches(dataset: Path, cfg: ScoreConfig, window: int, seed: int):
+def iterate_batches(dataset: Path, cfg: CausalityConfig, window: int, seed: int):
     """cfg.batches batches of cfg.batch windows of ``window`` steps from cfg.split, in seeded order."""
     from contra_bc.dataset.loader import make_loader
 
@@ -340,7 +325,7 @@ def iterate_batches(dataset: Path, cfg: ScoreConfig, window: int, seed: int):
         yield batch
 
 
-def score_policy(policy, dataset: Path, cfg: ScoreConfig) -> dict:
+def score_policy(policy, dataset: Path, cfg: CausalityConfig) -> dict:
     """The score of a loaded policy, repeated over cfg.repeats seeds."""
     import torch
 
@@ -376,7 +361,7 @@ def score_policy(policy, dataset: Path, cfg: ScoreConfig) -> dict:
     }
 
 
-def causality_score(checkpoint: Path, dataset: Path, cfg: ScoreConfig) -> dict:
+def causality_score(checkpoint: Path, dataset: Path, cfg: CausalityConfig) -> dict:
     """`contra-bc causality-score CHECKPOINT DATASET`."""
     check_config(cfg)
     reader = open_dataset(dataset, cfg.split)
@@ -414,7 +399,7 @@ def validation_losses(run: Path) -> list[tuple[int, float]]:
             if r.get("loss") is not None and "step" in r]
 
 
-def trace_over(run: Path, dataset: Path, cfg: ScoreConfig, png: Path, on_checkpoint=None) -> dict:
+def trace_over(run: Path, dataset: Path, cfg: CausalityConfig, png: Path, on_checkpoint=None) -> dict:
     """The score of every checkpoint of a run (same windows and perturbations), drawn beside val loss."""
     from contra_bc.charts import line_charts
 

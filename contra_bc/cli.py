@@ -15,8 +15,9 @@ from typing import List, Optional
 import typer
 
 from contra_bc import __version__
+from contra_bc import config as C
 from contra_bc.errors import UserError
-from contra_bc.options import check_option_values, check_output_dirs
+from contra_bc.options import command
 
 # numpy's BLAS only multiplies small matrices here (resizing frames, a few per step); its
 # threads would contend with the video decoder, the emulator and the worker processes that
@@ -35,7 +36,8 @@ app = typer.Typer(
 
 
 def handle_errors(fn):
-    """Option values checked; UserError -> one paragraph on stderr and exit 2; Ctrl-C or SIGTERM -> exit 130."""
+    """UserError -> one paragraph on stderr and exit 2; Ctrl-C or SIGTERM -> exit 130. (Option values are
+    checked against their declarations in contra_bc/config.py by `options.command`.)"""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -44,8 +46,6 @@ def handle_errors(fn):
 
         signals.install()  # SIGTERM stops a command exactly as Ctrl-C does
         try:
-            check_option_values(kwargs)
-            check_output_dirs(kwargs)
             return fn(*args, **kwargs)
         except UserError as exc:
             from rich.markup import escape
@@ -84,7 +84,8 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 # ---------------------------------------------------------------- games
 @app.command()
 @handle_errors
-def games(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+@command(C.GamesConfig)
+def games(cfg: C.GamesConfig):
     """List the games: ROM present?, start states, buttons.
 
     Example: `contra-bc games`
@@ -95,7 +96,7 @@ def games(json_out: bool = typer.Option(False, "--json", help="Print JSON instea
     from contra_bc.ui import print_json, print_paths, stdout_is_data, table
 
     rows = describe_games()
-    if json_out:
+    if cfg.json:
         print_json(rows)
     elif stdout_is_data():
         print_paths(r["game"] for r in rows)
@@ -109,35 +110,8 @@ def games(json_out: bool = typer.Option(False, "--json", help="Print JSON instea
 # ---------------------------------------------------------------- record
 @app.command()
 @handle_errors
-def record(
-    input: Optional[str] = typer.Option(None, "--input", "-i", help="bot:NAME, an action file (.csv/.parquet: "
-                                        "column `action` bitmask or `buttons` like RIGHT+A), or a movie (.bk2/.fm2). "
-                                        "Without it, opens the interactive window for a human."),
-    game: Optional[str] = typer.Option(None, "--game", "-g", help="Game from `contra-bc games` (default: "
-                                       "Outpost-Nes; a movie brings its own)."),
-    state: Optional[str] = typer.Option(None, "--state", "-s", help="Start state (default: the game's first)."),
-    out: Path = typer.Option(..., "--out", "-o", help="New recording directory; a session folder of "
-                             "OUT/episode-NNNN with --episodes or the window."),
-    hz: Optional[float] = typer.Option(None, "--hz", help="Steps per second the recording represents and the pace "
-                                       "of the window (default 20; a movie: its frame rate / frames per step)."),
-    frames_per_step: int = typer.Option(1, "--frames-per-step", min=1, help="Emulator frames per step."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop an episode after this many "
-                                            "steps (default: 6000 scripted, no limit in the window)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for bots (episode i uses seed+i)."),
-    episodes: Optional[int] = typer.Option(None, "--episodes", min=1, help="Record this many episodes into "
-                                           "OUT/episode-NNNN (default: 1 scripted; in the window, until you stop)."),
-    until: str = typer.Option("level", "--episode-until", help="End an episode at: life, level, game-over, never."),
-    realtime: bool = typer.Option(False, "--realtime", help="Pace scripted input at --hz (default: as fast as possible)."),
-    workers: int = typer.Option(0, "--workers", help="Parallel processes for --episodes (0: one per core)."),
-    scale: int = typer.Option(3, "--scale", min=1, max=8, help="Window: integer zoom, nearest-neighbour pixels."),
-    keymap: Optional[Path] = typer.Option(None, "--keymap", help="Window: TOML file overriding the key map "
-                                          "([keys] and [gamepad] tables; see below)."),
-    countdown: float = typer.Option(3.0, "--countdown", min=0, help="Window: seconds of countdown before each "
-                                    "episode and after a pause."),
-    resume: bool = typer.Option(False, "--resume", help="Window: continue the session in OUT; new episodes are "
-                                "numbered after the ones there, which are never touched."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per recording as it is written, then the list of all metas."),
-):
+@command(C.RecordConfig)
+def record(cfg: C.RecordConfig):
     """Record episodes: scripted input headless, or a human in a 20 Hz window.
 
     Examples:
@@ -145,6 +119,9 @@ def record(
     `contra-bc record --input bot:expert --game Outpost-Nes --out runs/expert --episodes 10`
 
     `contra-bc record --input actions.csv --game Airstriker-Genesis-v0 --out runs/a1`
+
+    `contra-bc record --input bot:expert-steady --sticky 0.25 --noop-max 30 --episodes 16 --out runs/sticky`
+    (demonstrations under the perturbations `play` evaluates with)
 
     `contra-bc record --game Outpost-Nes --out sessions/alice --episode-until life` (a human plays in a window)
 
@@ -163,35 +140,40 @@ def record(
     Exit codes: 0 recorded, 2 bad input (including no display for the window), 130 interrupted
     (the flushed prefix is kept, marked incomplete).
     """
-    from contra_bc.episode import check_until
     from contra_bc.record import scripted
     from contra_bc.ui import emit, err, print_json, print_paths, table
 
-    check_until(until)
-    if input is None:
+    from contra_bc.perturb import Perturbation
+
+    perturbation = Perturbation(cfg.sticky, cfg.noop_max)
+    if cfg.input is None:
+        if perturbation.active:
+            raise UserError("--sticky and --noop-max perturb a bot's play (--input bot:NAME); a person at the "
+                            "window plays unperturbed.")
         from contra_bc.record import session
 
         result = session.record_session(session.SessionConfig(
-            game=game or scripted.DEFAULT_GAME, out=out, state=state, hz=hz or scripted.DEFAULT_HZ,
-            frames_per_step=frames_per_step, until=until, max_steps=max_steps, episodes=episodes, resume=resume,
-            scale=scale, keymap=keymap, countdown=countdown))
-        if json_out:
+            game=cfg.game or scripted.DEFAULT_GAME, out=cfg.out, state=cfg.state, hz=cfg.hz or scripted.DEFAULT_HZ,
+            frames_per_step=cfg.frames_per_step, until=cfg.until, max_steps=cfg.max_steps, episodes=cfg.episodes,
+            resume=cfg.resume, scale=cfg.scale, keymap=cfg.keymap, countdown=cfg.countdown))
+        if cfg.json:
             print_json(result["kept"])
             return
         table(session.table_rows(result["kept"]), "episodes kept")
         print_paths(m["path"] for m in result["kept"])
-        err.print(f"session {out}: {len(result['kept'])} episode(s) kept, {result['discarded']} discarded in this run")
+        err.print(f"session {cfg.out}: {len(result['kept'])} episode(s) kept, {result['discarded']} discarded in this run")
         return
     recorded = scripted.record_episodes(
-        input, out, game=game, state=state, hz=hz, frames_per_step=frames_per_step, max_steps=max_steps, seed=seed,
-        episodes=episodes, until=until, realtime=realtime, workers=workers,
-        on_recording=(lambda job, meta: emit({"event": "recording", "path": job.out, **meta})) if json_out else None)
-    if json_out:
+        cfg.input, cfg.out, game=cfg.game, state=cfg.state, hz=cfg.hz, frames_per_step=cfg.frames_per_step,
+        max_steps=cfg.max_steps, seed=cfg.seed, episodes=cfg.episodes, until=cfg.until, realtime=cfg.realtime,
+        workers=cfg.workers, perturbation=perturbation,
+        on_recording=(lambda job, meta: emit({"event": "recording", "path": job.out, **meta})) if cfg.json else None)
+    if cfg.json:
         print_json([meta for _, meta in recorded])
     else:
         table(scripted.table_rows(recorded), "recordings")
         print_paths(job.out for job, _ in recorded)
-    err.print(f"wrote {len(recorded)} recording(s) under {out}")
+    err.print(f"wrote {len(recorded)} recording(s) under {cfg.out}")
     if any(meta.get("end_reason") == "interrupted" for _, meta in recorded):
         err.print("[yellow]interrupted:[/] the flushed prefix is kept and marked incomplete")
         raise typer.Exit(130)
@@ -200,15 +182,10 @@ def record(
 # ---------------------------------------------------------------- replay-verify
 @app.command("replay-verify")
 @handle_errors
+@command(C.ReplayVerifyConfig)
 def replay_verify(
     paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings (- reads paths from stdin, one per line)."),
-    check_video: bool = typer.Option(False, "--check-video", help="Also decode the video and check every frame."),
-    report_dir: Path = typer.Option(Path("replay-report"), "--report-dir", help="Where divergence PNGs go."),
-    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per recording as it finishes, "
-                                  "then the list of all results."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here (one testcase "
-                                         "per recording; a divergence is a failure naming its step and PNG)."),
+    cfg: C.ReplayVerifyConfig = None,
 ):
     """Replay recordings from their start state and prove they reproduce bit for bit.
 
@@ -227,15 +204,15 @@ def replay_verify(
     from contra_bc.ui import emit, err, print_json, print_paths, stdin_paths, table
 
     paths = stdin_paths(paths)
-    if junit is not None:
-        junit_xml.check_target(junit)
-    results = replay.verify_all(paths, check_video=check_video, report_dir=report_dir, workers=workers,
-                                each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
+    if cfg.junit is not None:
+        junit_xml.check_target(cfg.junit)
+    results = replay.verify_all(paths, check_video=cfg.check_video, report_dir=cfg.report_dir, workers=cfg.workers,
+                                each=(lambda i, r: emit({"event": "recording", **r})) if cfg.json else None)
     cases = junit_xml.verify_cases(results)
-    if junit is not None:
-        junit_xml.write(junit, "replay-verify", cases)
+    if cfg.junit is not None:
+        junit_xml.write(cfg.junit, "replay-verify", cases)
     junit_xml.github_annotations(cases)
-    if json_out:
+    if cfg.json:
         print_json(results)
     else:
         table(replay.table_rows(results), "replay-verify")
@@ -255,18 +232,10 @@ def replay_verify(
 # ---------------------------------------------------------------- downsample-check
 @app.command("downsample-check")
 @handle_errors
+@command(C.DownsampleConfig)
 def downsample_check(
     paths: List[Path] = typer.Argument(..., help="Per-frame recordings (frames_per_step 1), or folders of them (- reads paths from stdin)."),
-    mode: str = typer.Option("max", "--mode", help="Pooling: max (recap's), first, last, majority."),
-    from_hz: Optional[float] = typer.Option(None, "--from-hz", help="Step rate of the recordings (default: each recording's own hz, e.g. 60)."),
-    to_hz: float = typer.Option(20.0, "--to-hz", help="Rate of the pooling recorder (20 Hz = 50 ms windows)."),
-    window: Optional[int] = typer.Option(None, "--window", help="Window in steps, overriding from/to Hz (1 = control: nothing changes)."),
-    report_dir: Path = typer.Option(Path("downsample-report"), "--report-dir", help="Where the divergence PNGs go."),
-    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per recording as it finishes, "
-                                  "then the summary and all results."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here (one testcase "
-                                         "per recording; an unpoolable recording is an error)."),
+    cfg: C.DownsampleConfig = None,
 ):
     """Max-pool per-frame inputs into 20 Hz windows and show the runs diverge and lose.
 
@@ -285,22 +254,21 @@ def downsample_check(
     from contra_bc.ui import emit, err, out, print_json, print_paths, stdin_paths, table
 
     paths = stdin_paths(paths)
-    downsample.check_mode(mode)
-    if junit is not None:
-        junit_xml.check_target(junit)
-    results = downsample.check_all(paths, mode=mode, from_hz=from_hz, to_hz=to_hz, window=window,
-                                   report_dir=report_dir, workers=workers,
-                                   each=(lambda i, r: emit({"event": "recording", **r})) if json_out else None)
+    if cfg.junit is not None:
+        junit_xml.check_target(cfg.junit)
+    results = downsample.check_all(paths, mode=cfg.mode, from_hz=cfg.from_hz, to_hz=cfg.to_hz, window=cfg.window,
+                                   report_dir=cfg.report_dir, workers=cfg.workers,
+                                   each=(lambda i, r: emit({"event": "recording", **r})) if cfg.json else None)
     summary = downsample.summarize(results)
-    if junit is not None:
-        junit_xml.write(junit, f"downsample-check ({mode})", junit_xml.downsample_cases(results))
-    if json_out:
+    if cfg.junit is not None:
+        junit_xml.write(cfg.junit, f"downsample-check ({cfg.mode})", junit_xml.downsample_cases(results))
+    if cfg.json:
         print_json({"summary": summary, "recordings": results})
     else:
         out.print(f"[bold]{summary['headline']}[/]")
-        table(downsample.table_rows(results), f"downsample-check: {mode} pooling")
+        table(downsample.table_rows(results), f"downsample-check: {cfg.mode} pooling")
         if summary["diverged"]:
-            err.print(f"divergence pictures in {report_dir}/")
+            err.print(f"divergence pictures in {cfg.report_dir}/")
         print_paths(r["path"] for r in results if r["status"] == "ok")
     errors = [r for r in results if r["status"] == "error"]
     for r in errors:
@@ -311,40 +279,10 @@ def downsample_check(
 
 @app.command()
 @handle_errors
+@command(C.AnnotateConfig)
 def annotate(
     paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings (- reads paths from stdin, one per line)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Gemini model "
-                                        "(default: $CONTRA_BC_GEMINI_MODEL, else gemini-3-flash-preview)."),
-    prompt: Optional[Path] = typer.Option(None, "--prompt", help="Prompt file to use instead of the packaged "
-                                          "annotate-v1.md (a `prompt-version: NAME` line names its version)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Write DIR/<recording>.annotations.json "
-                                           "instead of <recording>/annotations.json."),
-    from_table: Optional[Path] = typer.Option(None, "--from-table", help="Import a hand-written "
-                                              "`| Start | End | Text |` table (MM:SS) for ONE recording; no network."),
-    window_seconds: float = typer.Option(60.0, "--window-seconds", help="Split recordings into clips this long."),
-    sample_fps: float = typer.Option(5.0, "--sample-fps", help="Frames per second Gemini samples from the clip "
-                                     "(its default of 1 is too coarse for a fast game)."),
-    media_resolution: str = typer.Option("medium", "--media-resolution", help="low, medium or high (tokens per frame)."),
-    thinking_level: str = typer.Option("low", "--thinking-level", help="minimal, low, medium, high, or off."),
-    max_output_tokens: int = typer.Option(16384, "--max-output-tokens", help="Answer budget per clip (thinking included)."),
-    cooldown: float = typer.Option(8.0, "--cooldown", help="Seconds between instruction starts, enforced across clips."),
-    inline_max_mb: float = typer.Option(15.0, "--inline-max-mb", help="Send clips whose request would exceed this "
-                                        "many MB through the Files API instead of inline (0: always Files API)."),
-    timeout: float = typer.Option(300.0, "--timeout", help="Seconds before one HTTP request is abandoned (then retried)."),
-    retries: int = typer.Option(5, "--retries", min=0, help="Retries for 429, 5xx and network errors."),
-    retry_base: float = typer.Option(2.0, "--retry-base", hidden=True, help="First backoff delay in seconds."),
-    file_active_timeout: float = typer.Option(300.0, "--file-active-timeout", help="Seconds to wait for an "
-                                              "uploaded clip to become ACTIVE."),
-    concurrency: int = typer.Option(4, "--concurrency", help="Recordings annotated at the same time."),
-    price_input: float = typer.Option(0.50, "--price-input", help="USD per million input tokens (for the cost report)."),
-    price_output: float = typer.Option(3.00, "--price-output", help="USD per million output+thinking tokens."),
-    force: bool = typer.Option(False, "--force", help="Re-annotate even if an annotations file is already there."),
-    batch: bool = typer.Option(False, "--batch", help="Send all clips as Gemini Batch API jobs (half price, "
-                               "slower: hours), poll until done."),
-    batch_timeout: float = typer.Option(86400.0, "--batch-timeout", help="Seconds to wait for a batch job; "
-                                        "it is cancelled after that (or on Ctrl-C)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per recording as it is "
-                                  "done, then the list of all results."),
+    cfg: C.AnnotateConfig = None,
 ):
     """Gemini writes timestamped task instructions for recordings.
 
@@ -371,33 +309,25 @@ def annotate(
     from rich.markup import escape
 
     from contra_bc import annotate as annotate_lib
-    from contra_bc.annotate.gemini import default_model
     from contra_bc.ui import emit, err, print_json, print_paths, progress, stdin_paths, table
 
     paths = stdin_paths(paths)
-    if from_table is not None:
-        results = annotate_lib.import_table(paths, from_table, out_dir=out_dir, force=force,
-                                            on_result=lambda r: emit({"event": "recording", **r}) if json_out else None)
+    if cfg.from_table is not None:
+        results = annotate_lib.import_table(paths, cfg.from_table, out_dir=cfg.out_dir, force=cfg.force,
+                                            on_result=lambda r: emit({"event": "recording", **r}) if cfg.json else None)
     else:
-        settings = annotate_lib.Settings(
-            model=model or default_model(), prompt_file=prompt, out_dir=out_dir,
-            window_seconds=window_seconds, sample_fps=sample_fps, media_resolution=media_resolution.lower(),
-            thinking_level=None if thinking_level.lower() == "off" else thinking_level.lower(),
-            max_output_tokens=max_output_tokens, cooldown_s=cooldown, inline_max_mb=inline_max_mb,
-            timeout_s=timeout, retries=retries, retry_base_s=retry_base, file_active_timeout_s=file_active_timeout,
-            concurrency=concurrency, price_input=price_input, price_output=price_output, force=force,
-            batch=batch, batch_timeout_s=batch_timeout)
+        settings = annotate_lib.Settings.from_config(cfg)
         with progress() as bar:
             task = bar.add_task("annotate", total=None)
 
             def done(r):
                 bar.advance(task)
-                if json_out:
+                if cfg.json:
                     emit({"event": "recording", **r})
 
             results = annotate_lib.annotate(paths, settings, on_result=done)
             bar.update(task, total=len(results), completed=len(results))
-    if json_out:
+    if cfg.json:
         print_json(results)
     else:
         table(annotate_lib.table_rows(results), "annotate")
@@ -417,29 +347,10 @@ def annotate(
 
 @app.command("build-dataset")
 @handle_errors
+@command(C.BuildConfig)
 def build_dataset(
     paths: List[Path] = typer.Argument(..., help="Recordings, or folders of recordings (- reads paths from stdin, one per line)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create (or extend with --append)."),
-    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Folder with NAME.annotations.json "
-                                               "files (default: annotations.json inside each recording)."),
-    require_annotations: bool = typer.Option(False, "--require-annotations", help="A recording without annotations is an error."),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of episodes for validation (at least one when there are 2+)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the train/val split."),
-    frame_size: int = typer.Option(192, "--frame-size", min=8, help="Model frame size (square), via preprocess_frame."),
-    verify: bool = typer.Option(False, "--verify", help="Replay-verify each recording first; drop those that diverge."),
-    include_incomplete: bool = typer.Option(False, "--include-incomplete", help="Keep the recorded prefix of interrupted recordings."),
-    append: bool = typer.Option(False, "--append", help="Add the recordings to the existing dataset at --out."),
-    no_filter: bool = typer.Option(False, "--no-filter", help="Keep episodes the quality filter would drop."),
-    aux: str = typer.Option("", "--aux", help="Comma-separated game variables to store per frame (e.g. "
-                            "enemy_bullet_x_0,enemy_bullet_on_0): train teaches the image encoder to read them "
-                            "off the screen (an auxiliary loss; play never uses them)."),
-    max_hold_fraction: float = typer.Option(0.9, "--max-hold-fraction", help="Drop an episode whose non-direction "
-                                            "button is held without release for more than this share of its steps."),
-    min_changes_per_minute: float = typer.Option(20.0, "--min-changes-per-minute", help="Drop an episode whose action "
-                                                 "changes fewer times per minute."),
-    filter_min_steps: int = typer.Option(100, "--filter-min-steps", help="Episodes shorter than this are not filtered."),
-    workers: int = typer.Option(0, "--workers", help="Parallel processes (0: one per core)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+    cfg: C.BuildConfig = None,
 ):
     """Recordings + annotations -> training shards (parquet, LeRobot-v3-like layout).
 
@@ -455,87 +366,31 @@ def build_dataset(
     2 bad input (corrupt recording, mismatched annotations, nothing usable), 130 interrupted.
     """
     from contra_bc.dataset.build import BuildOptions, build_dataset as build, summary_lines, table_rows
-    from contra_bc.dataset.quality import QualityFilter
     from contra_bc.ui import err, print_json, print_paths, stdin_paths, table
 
     paths = stdin_paths(paths)
-    opts = BuildOptions(annotations_dir=str(annotations) if annotations else None,
-                        require_annotations=require_annotations, val_fraction=val_fraction, seed=seed,
-                        frame_size=frame_size, workers=workers, verify=verify,
-                        include_incomplete=include_incomplete, append=append,
-                        aux=tuple(v.strip() for v in aux.split(",") if v.strip()),
-                        quality=QualityFilter(max_hold_fraction=max_hold_fraction,
-                                              min_changes_per_minute=min_changes_per_minute,
-                                              min_steps=filter_min_steps, enabled=not no_filter))
-    report = build(paths, out, opts, log=lambda msg: err.print(msg, soft_wrap=True))
-    if json_out:
+    report = build(paths, cfg.out, BuildOptions.from_config(cfg), log=lambda msg: err.print(msg, soft_wrap=True))
+    if cfg.json:
         print_json(report)
     else:
         table(table_rows(report), "build-dataset")
-        for line in summary_lines(report, out):
+        for line in summary_lines(report, cfg.out):
             err.print(line, soft_wrap=True)
-        print_paths([out])
+        print_paths([cfg.out])
     if any(r.get("verify") in ("diverged", "error") for r in report["recordings"]):
         raise typer.Exit(1)
 
 
 @app.command()
 @handle_errors
+@command(C.TrainConfig, merged=True)
 def train(
     dataset: Path = typer.Argument(..., help="Dataset directory from `contra-bc build-dataset` (- reads it from stdin)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (checkpoints, metrics.jsonl, loss.png)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file of training options (keys as the "
                                           "long options with _; a [train] table or top level). Flags win."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Model size: tiny, small, 150M, 300M, 600M, 1.2B."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (length of the LR schedule)."),
-    stop_at: Optional[int] = typer.Option(None, "--stop-at", help="Stop at this step with a checkpoint; "
-                                          "`--resume` later continues the same schedule."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Windows per micro-batch per process."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
-    window: Optional[int] = typer.Option(None, "--window", help="History T in steps (the sliding window at play)."),
-    sequence: Optional[int] = typer.Option(None, "--sequence", help="Steps per training sequence (default 2 x "
-                                           "--window), so later steps see context from beyond one window, as play does."),
-    jitter: Optional[bool] = typer.Option(None, "--jitter/--no-jitter", help="Cut training sequences at new seeded "
-                                          "offsets every epoch (default on)."),
-    text_dropout: Optional[float] = typer.Option(None, "--text-dropout", help="Chance a training sequence is shown "
-                                                 "without its instructions (default 0.5), so the policy also plays "
-                                                 "without text."),
-    press_weight: Optional[float] = typer.Option(None, "--press-weight", help="Loss weight of the steps where "
-                                                 "a button goes down (a jump starts, a shot): the moments the screen "
-                                                 "decides (default 1 = no extra weight)."),
-    press_slack: Optional[int] = typer.Option(None, "--press-slack", help="Leave out of the loss the K steps "
-                                              "before each rare press (a jump start) where the button is still "
-                                              "up: when within a few steps to take off is the demonstrator's "
-                                              "noise (default 0 = off)."),
-    focus: Optional[int] = typer.Option(None, "--focus", help="Show each training sequence that holds a rare "
-                                        "press (a button going down less than once per window: a jump start) "
-                                        "this many times per epoch (default 1)."),
-    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="Weight of the auxiliary loss on a "
-                                               "dataset built with --aux: a head reads those game variables off "
-                                               "each frame's image tokens (default 1; 0 turns it off)."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from the weights of this checkpoint or RUN "
-                                        "(fine-tuning, e.g. after a correction round): its preset and window, a "
-                                        "new optimizer and learning-rate schedule."),
-    image_input: Optional[str] = typer.Option(None, "--image-input", help="How the image encoder takes the "
-                                              "frame: pool (average k x k pixels, the default) or unshuffle "
-                                              "(fold them into channels: every pixel reaches the encoder)."),
-    image_norm: Optional[str] = typer.Option(None, "--image-norm", help="Image encoder norm: group (per frame, "
-                                             "default) or batch (across the batch, as older checkpoints)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the preset's)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for init, data order and augmentation."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N."),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
-    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Colour/noise/blur/shift augmentation."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps."),
-    eval_batches: Optional[int] = typer.Option(None, "--eval-batches", help="Validation batches per "
-                                               "validation (default 8); more count more of the rare presses."),
-    save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write a train line to metrics.jsonl every N steps."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loader worker processes."),
-    text_encoder: Optional[str] = typer.Option(None, "--text-encoder", help="auto, minilm, hashed, or any "
-                                              "sentence-transformers model name (from the local cache) or folder."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from RUN/last, exactly."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, exactly."),
     json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    flags: dict = None,
 ):
     """Train a Pixels2Play-style transformer policy on a dataset.
 
@@ -553,16 +408,9 @@ def train(
     from contra_bc.ui import err, print_json, print_paths, progress, stdin_path, table
 
     dataset = stdin_path(dataset, "dataset")
-    tc = train_lib.config_from_options(
-        {"preset": preset, "max_steps": max_steps, "stop_at": stop_at, "batch_size": batch_size,
-         "grad_accum": grad_accum, "window": window, "sequence": sequence, "jitter": jitter,
-         "text_dropout": text_dropout, "image_norm": image_norm, "press_weight": press_weight, "focus": focus,
-         "press_slack": press_slack,
-         "image_input": image_input, "aux_weight": aux_weight, "init": str(init) if init else None, "lr": lr,
-         "seed": seed, "device": device, "compile": compile, "augment": augment, "eval_every": eval_every,
-         "eval_batches": eval_batches, "save_every": save_every, "log_every": log_every, "workers": workers,
-         "text_encoder": text_encoder},
-        dataset=dataset, out=out, config_file=config, resume=resume)
+    out = flags.pop("out")
+    tc = train_lib.config_from_options(flags, dataset=dataset, out=Path(out) if out else None, config_file=config,
+                                       resume=resume)
     main_rank = os.environ.get("RANK", "0") == "0"
     bar = progress(disable=not main_rank)  # shown from the first step, so input errors print alone
     task = bar.add_task("train", total=tc.stop_at or tc.max_steps)
@@ -592,43 +440,11 @@ def train(
 
 @app.command()
 @handle_errors
+@command(C.PlayConfig)
 def play(
     checkpoint: str = typer.Argument(..., help="Checkpoint dir or RUN dir (follows RUN/last; - reads it from stdin); `bot:random` plays "
                                      "the random baseline alone."),
-    game: str = typer.Option("Outpost-Nes", "--game", "-g", help="Game from `contra-bc games`; its buttons must "
-                             "be the checkpoint's."),
-    state: Optional[str] = typer.Option(None, "--state", "-s", help="Start state (default: the game's first)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="New session folder: OUT/agent-NNNN and "
-                                       "OUT/random-NNNN recordings, OUT/evaluation.json. Required in the window."),
-    hz: Optional[float] = typer.Option(None, "--hz", help="Decisions per second (default: the checkpoint's "
-                                       "dataset rate, else 20); the window runs at this pace."),
-    frames_per_step: Optional[int] = typer.Option(None, "--frames-per-step", min=1, help="Emulator frames per "
-                                                  "decision (default: the checkpoint's dataset, else 1)."),
-    fast: bool = typer.Option(False, "--fast", help="Headless, as fast as inference allows (implied by --episodes > 1)."),
-    temperature: float = typer.Option(1.0, "--temperature", "-t", help="Sampling temperature (0 = argmax)."),
-    seed: int = typer.Option(1_000_000, "--seed", help="Sampling seed; episode i uses seed+i. The default keeps "
-                             "evaluation seeds apart from the (small) seeds that make training data."),
-    instruction: Optional[str] = typer.Option(None, "--instruction", help="Text instruction for the whole run "
-                                              "(embedded once, then cached)."),
-    episodes: int = typer.Option(1, "--episodes", "-n", min=1, help="Headless evaluation episodes."),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Parallel spawn processes (one emulator each)."),
-    baseline: str = typer.Option("random", "--baseline", help="Also run this baseline for comparison: random "
-                                 "(bot:random, RandomMomentum) or none."),
-    max_steps: int = typer.Option(6000, "--max-steps", min=1, help="Stop an episode after this many steps."),
-    until: str = typer.Option("level", "--episode-until", help="End an episode at: life, level, game-over, never."),
-    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per process (1 is fastest for one "
-                                "decision at a time on a busy machine)."),
-    corrector: Optional[str] = typer.Option(None, "--corrector", help="bot:NAME that takes over when the agent's "
-                                            "course dies within --lookahead steps (headless); its steps are "
-                                            "recorded with actor \"corrector\" and trained on, the agent's are not."),
-    lookahead: int = typer.Option(20, "--lookahead", min=1, help="Steps the corrector plays the agent's "
-                                  "current action ahead to see whether it dies."),
-    hold: int = typer.Option(20, "--hold", min=1, help="Steps a corrector drives at least before it hands back "
-                             "(then on the first step where the agent's course is safe)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON Lines: one line per episode as it ends, "
-                                  "then the evaluation report."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report of the evaluation "
-                                         "(one testcase per episode; an episode not won is a failure)."),
+    cfg: C.PlayConfig = None,
 ):
     """Run a trained policy in the emulator, evaluate it, take over as a human or a scripted corrector.
 
@@ -648,24 +464,30 @@ def play(
     `contra-bc play runs/train1 --episodes 16 --corrector bot:expert-steady --seed 3000000 --out runs/round1`
     (correction data: the expert takes over where the agent would die)
 
+    `contra-bc play runs/train1 --episodes 50 --workers 2 --sticky 0.25 --noop-max 30 --expert bot:expert-steady --out runs/eval-sticky`
+
+    **Perturbed evaluation.** From one start state the emulator is deterministic, so a policy that
+    samples at a low temperature replays nearly the same episode every time, and its win rate measures
+    one route. The standard robustness protocol of game agents perturbs it: `--sticky 0.25` (sticky
+    actions, Machado et al. 2018: each step, with probability 0.25, the previous executed action runs
+    instead of the chosen one) and `--noop-max 30` (0-30 steps with no button before the policy drives).
+    A policy that only replays a route loses under them; one that reacts to the screen does not. Episode
+    i of every policy (agent, random, `--expert`) draws the same perturbations from seed + i. Recordings
+    keep the executed action (what replays) and the chosen one (what training learns).
+
     Exit codes: 0 ok, 2 bad input (unreadable checkpoint, buttons that do not fit the game), 130 interrupted.
     """
     from contra_bc import play as play_lib
     from contra_bc.formats import junit as junit_xml
     from contra_bc.ui import emit, err, print_json, print_paths, progress, stdin_path, table
 
-    checkpoint = str(stdin_path(checkpoint, "checkpoint"))
-    cfg = play_lib.EvalConfig(checkpoint=play_lib.checkpoint_argument(checkpoint), game=game, state=state,
-                              out=str(out) if out else None, episodes=episodes, workers=workers,
-                              frames_per_step=frames_per_step, hz=hz, max_steps=max_steps, until=until,
-                              temperature=temperature, seed=seed, instruction=instruction, baseline=baseline,
-                              threads=threads, corrector=corrector, lookahead=lookahead, hold=hold)
+    cfg.checkpoint = play_lib.checkpoint_argument(str(stdin_path(checkpoint, "checkpoint")))
     play_lib.check_options(cfg)
-    if junit is not None:
-        junit_xml.check_target(junit)
+    if cfg.junit is not None:
+        junit_xml.check_target(cfg.junit)
     play_lib.resolve_pacing(cfg)  # loads and checks the checkpoint before anything starts
-    if not fast and episodes == 1 and not corrector:
-        if out is None:
+    if not cfg.fast and cfg.episodes == 1 and not cfg.corrector:
+        if cfg.out is None:
             raise UserError("The window records what happens: give a new session folder with --out "
                             "(or use --fast for a headless run).")
         result = play_lib.play_window(cfg)
@@ -677,18 +499,20 @@ def play(
 
     def ended(i, episode):
         bar.advance(task)
-        if json_out:
+        if cfg.json:
             emit({"event": "episode", **{k: v for k, v in episode.items() if k != "latency_ms"}})
 
     with progress() as bar:
         task = bar.add_task("play", total=play_lib.episode_count(cfg))
         report = play_lib.evaluate(cfg, on_result=ended)
-    if junit is not None:
-        junit_xml.write(junit, f"play {game}", junit_xml.episode_cases(report["episodes_detail"]))
-    if json_out:
+    if cfg.junit is not None:
+        junit_xml.write(cfg.junit, f"play {cfg.game}", junit_xml.episode_cases(report["episodes_detail"]))
+    if cfg.json:
         print_json(report)
     else:
-        table(play_lib.evaluation_rows(report), f"play {game} ({report['episodes']} episodes, until {until})")
+        perturbed = f", {cfg.perturbation.describe()}" if cfg.perturbation.active else ""
+        table(play_lib.evaluation_rows(report),
+              f"play {cfg.game} ({report['episodes']} episodes, until {cfg.until}{perturbed})")
         if report.get("baseline_policy"):
             err.print(f"baseline: {report['baseline_policy']}")
         if report.get("report"):
@@ -704,25 +528,11 @@ def play(
 
 @app.command("causality-score")
 @handle_errors
+@command(C.CausalityConfig)
 def causality_score(
     checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint dir or RUN dir (follows RUN/last)."),
     dataset: Optional[Path] = typer.Argument(None, help="Dataset from `contra-bc build-dataset`."),
-    split: str = typer.Option("val", "--split", help="Dataset split whose windows are scored."),
-    chunks: int = typer.Option(4, "--chunks", "-C", help="Equal chunks per window; each is scored at its last valid step."),
-    p: float = typer.Option(0.5, "--p", help="Probability that a frame is swapped for another scene's frame."),
-    batch: int = typer.Option(8, "--batch", help="Windows per batch (donor frames come from the same batch)."),
-    batches: int = typer.Option(4, "--batches", help="Batches per repeat."),
-    seed: int = typer.Option(0, "--seed", help="Seed of window order and perturbations (repeat r uses seed+r)."),
-    repeats: int = typer.Option(1, "--repeats", "-R", help="Repeat with R seeds; report mean and spread."),
-    min_distance: Optional[int] = typer.Option(None, "--min-distance", help="A same-episode donor frame must be at "
-                                               "least this many steps away (default: one window length)."),
-    over: Optional[Path] = typer.Option(None, "--over", help="Trace the score over every checkpoint of this RUN dir "
-                                        "(then the one positional argument is the dataset)."),
-    toy: bool = typer.Option(False, "--toy", help="Run the paper's toy braking problem (§5.1.1) instead."),
-    toy_steps: int = typer.Option(4000, "--toy-steps", help="SGD steps of the toy problem."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG to draw (--over: score and validation loss over "
-                                        "training, default causality-over.png; --toy: default causality-toy.png)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    cfg: C.CausalityConfig = None,
 ):
     """How much the policy relies on what it sees versus copying its past actions (P2P §5.2).
 
@@ -750,23 +560,20 @@ def causality_score(
     if str(checkpoint) == "-" and str(dataset) == "-":
         raise UserError("Only one of CHECKPOINT and DATASET can be `-` (read from stdin).")
     checkpoint, dataset = stdin_path(checkpoint, "checkpoint"), stdin_path(dataset, "dataset")
-    if toy:
-        result = causality.toy_experiment(causality.ToyConfig(steps=toy_steps, seed=seed))
-        result["png"] = str(causality.draw_toy(result, plot or Path("causality-toy.png")))
-        if json_out:
+    if cfg.toy:
+        result = causality.toy_experiment(causality.ToyConfig(steps=cfg.toy_steps, seed=cfg.seed))
+        result["png"] = str(causality.draw_toy(result, cfg.plot or Path("causality-toy.png")))
+        if cfg.json:
             print_json(result)
         else:
             table(causality.toy_rows(result), "toy causality (higher = more causal)")
             err.print(f"curves: {result['png']}")
         return
-    cfg = causality.ScoreConfig(chunks=chunks, p=p, batch=batch, batches=batches, seed=seed, repeats=repeats,
-                                split=split, min_distance=min_distance)
-    causality.check_config(cfg)
-    if over is not None:
+    if cfg.over is not None:
         if (dataset or checkpoint) is None:
             raise UserError("--over RUN needs the dataset: `contra-bc causality-score --over RUN DATASET`.")
-        result = causality.trace_over(over, dataset or checkpoint, cfg, plot or Path("causality-over.png"))
-        if json_out:
+        result = causality.trace_over(cfg.over, dataset or checkpoint, cfg, cfg.plot or Path("causality-over.png"))
+        if cfg.json:
             print_json(result)
         else:
             table(causality.over_rows(result), "causality over training")
@@ -776,11 +583,11 @@ def causality_score(
         raise UserError("causality-score needs CHECKPOINT and DATASET, e.g. "
                         "`contra-bc causality-score runs/train1 data/ds` (or --toy, or --over RUN DATASET).")
     result = causality.causality_score(checkpoint, dataset, cfg)
-    if json_out:
+    if cfg.json:
         print_json(result)
         return
-    table(causality.score_rows(result), f"causality score (p={p}, C={chunks}, split {split})")
-    warning = causality.too_few_swaps(result, p)
+    table(causality.score_rows(result), f"causality score (p={cfg.p}, C={cfg.chunks}, split {cfg.split})")
+    warning = causality.too_few_swaps(result, cfg.p)
     if warning:
         err.print(f"[yellow]warning:[/] {warning}")
 
@@ -788,23 +595,11 @@ def causality_score(
 # ---------------------------------------------------------------- render
 @app.command("render")
 @handle_errors
+@command(C.RenderConfig)
 def render(
     paths: List[Path] = typer.Argument(..., help="1 to 4 recordings, or a folder of them (- reads paths from stdin, "
                                        "one per line). Several play side by side, step k of each in one frame."),
-    out_file: Path = typer.Option(..., "--out", "-o", help="The video to write: NAME.mp4 (H.264, plays in "
-                                  "browsers), NAME.webm (VP9) or NAME.gif (short clips). Never overwritten."),
-    speed: float = typer.Option(1.0, "--speed", help="1 plays at the recording's real speed (its hz steps a second, "
-                                "one frame per step); 0.5 half as fast, 2 twice."),
-    scale: int = typer.Option(2, "--scale", min=1, max=16, help="Zoom of the game frames (nearest neighbour)."),
-    start: Optional[str] = typer.Option(None, "--from", help="First step shown: a step (120), seconds (6s, 6.5s) "
-                                        "or MM:SS (0:06). Default: step 0."),
-    stop: Optional[str] = typer.Option(None, "--to", help="Stop before this step (--from is shown, --to is not); "
-                                       "the same forms as --from. Default: the end of the longest recording."),
-    label: Optional[List[str]] = typer.Option(None, "--label", help="A label per recording, in order (repeat "
-                                              "the option). Default: each recording's folder name."),
-    no_overlay: bool = typer.Option(False, "--no-overlay", help="Only the game frames: no labels, controller, "
-                                    "actor, instruction, event or step counter."),
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    cfg: C.RenderConfig = None,
 ):
     """Render recordings as a video: the game at its real speed, the buttons held, who acted, the instruction.
 
@@ -825,10 +620,10 @@ def render(
     paths = stdin_paths(paths)
     with progress() as bar:
         task = bar.add_task("render", total=None)
-        summary = render_lib.render(paths, out_file, speed=speed, scale=scale, start=start, stop=stop,
-                                    labels=label or None, overlay=not no_overlay,
+        summary = render_lib.render(paths, cfg.out, speed=cfg.speed, scale=cfg.scale, start=cfg.start, stop=cfg.stop,
+                                    labels=cfg.label or None, overlay=not cfg.no_overlay,
                                     on_frame=lambda done, total: bar.update(task, completed=done, total=total))
-    if json_out:
+    if cfg.json:
         print_json(summary)
         return
     if summary.get("note"):
@@ -842,10 +637,10 @@ def render(
 # ---------------------------------------------------------------- export
 @app.command("export")
 @handle_errors
+@command(C.ExportConfig)
 def export(
     recording: Path = typer.Argument(..., help="A complete recording directory (- reads it from stdin)."),
-    to: Path = typer.Option(..., "--to", help="The movie to write: NAME.bk2 or NAME.fm2 (never overwritten)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    cfg: C.ExportConfig = None,
 ):
     """Write a recording as an emulator movie: .bk2 (BizHawk, stable-retro) or .fm2 (FCEUX, NES).
 
@@ -868,21 +663,22 @@ def export(
     from contra_bc.movies import export_recording
     from contra_bc.ui import err, print_json, print_paths, stdin_path, table
 
-    summary = export_recording(stdin_path(recording, "recording"), to)
-    if json_out:
+    summary = export_recording(stdin_path(recording, "recording"), cfg.to)
+    if cfg.json:
         print_json(summary)
         return
     table([summary], "export")
-    err.print(f"wrote {to}")
-    print_paths([to])
+    err.print(f"wrote {cfg.to}")
+    print_paths([cfg.to])
 
 
 # ---------------------------------------------------------------- report
 @app.command()
 @handle_errors
+@command(C.ReportConfig)
 def report(
     run_dir: Path = typer.Argument(..., help="A pipeline run directory (what examples/demo.sh writes; - reads it from stdin)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    cfg: C.ReportConfig = None,
 ):
     """Sum up a pipeline run: agent vs random vs expert, downsample-check, causality.
 
@@ -899,7 +695,7 @@ def report(
     run_dir = stdin_path(run_dir, "run directory")
     data = report_lib.build_report(run_dir)
     path = report_lib.write_markdown(data, run_dir)
-    if json_out:
+    if cfg.json:
         print_json(data)
         return
     if data["downsample"]:

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc import images
+from contra_bc.emulator import game_of_recording
 from contra_bc.episode import EpisodeRunner
 from contra_bc.errors import UserError
 from contra_bc.formats.recording import read_recording
-from contra_bc.replay import check_rom
 
 MODES = ("max", "first", "last", "majority")
 
@@ -100,7 +100,7 @@ def _check(job: DownsampleJob) -> dict:
         raise UserError(f"{path} is incomplete ({meta.get('status')}): its outcome is unknown, so whether pooling "
                         f"loses the run cannot be told. Check it with `contra-bc replay-verify` and re-record it.")
     window = window_for(float(meta["hz"]), job.from_hz, job.to_hz, job.window)
-    game = check_rom(meta, path)
+    game = game_of_recording(meta, path)
     emu = shared_emulator(game)
 
     original = rec.actions

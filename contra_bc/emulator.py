@@ -99,6 +99,24 @@ def get_game(name: str) -> Game:
     return game_from_file(path)
 
 
+def game_of_recording(meta: dict, where, *, same_rom: bool = True) -> Game:
+    """The game a recording's meta.json names, checked against its platform and buttons (a meta.json
+    edited to name another game would press that game's buttons with this one's bits) and, with
+    ``same_rom``, the ROM it was made with against the installed one (inputs replay only on their ROM)."""
+    game = get_game(meta["game"])
+    if meta.get("platform") != game.platform or list(meta["buttons"]) != list(game.buttons):
+        raise UserError(f"{where}/meta.json names the game {game.name} ({game.platform}, buttons "
+                        f"{[b for b in game.buttons if b]}) but holds platform {meta.get('platform')!r} and buttons "
+                        f"{[b for b in meta['buttons'] if b]}: the file was edited or comes from another recording. "
+                        f"Restore it, or record the episode again.")
+    expected = expected_rom_sha1(game) if same_rom else "unknown"
+    if meta.get("rom_sha1") and expected != "unknown" and meta["rom_sha1"] != expected:
+        raise UserError(f"{where} was recorded with ROM SHA-1 {meta['rom_sha1']}, but the {game.name} installed here "
+                        f"is {expected}. Its inputs replay only on the ROM they were made on: import that ROM "
+                        f"(`python -m stable_retro.import DIR`), or record the run again with this one.")
+    return game
+
+
 def game_from_file(path: Path) -> Game:
     """A game entry read from its JSON file, its outcome rules checked; UserError if malformed."""
     try:

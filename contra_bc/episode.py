@@ -6,8 +6,6 @@ movies), so they all write the same rows and agree on when an episode ends.
 
 from __future__ import annotations
 
-import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +54,10 @@ class EpisodeRunner:
         self.outcome = "none"
         return self.emu.screen()
 
-    def step(self, action: int, actor: str, lateness_ms: float | None = None) -> dict:
-        """Apply one step's action; returns the step's row."""
+    def step(self, action: int, actor: str, lateness_ms: float | None = None, chosen: int | None = None) -> dict:
+        """Apply one step's action (what the emulator executes); returns the step's row.
+
+        ``chosen``: what the actor chose, where a perturbation executed something else (contra_bc.perturb)."""
         self.emu.step(action, self.frames_per_step)
         before = self.variables
         self.variables = self.emu.variables()
@@ -72,6 +72,7 @@ class EpisodeRunner:
         self.steps += 1
         return {
             "action": int(action),
+            "chosen_action": int(action if chosen is None else chosen),
             "actor": actor,
             "frame_hash": self.emu.frame_hash(),
             "ram_hash": self.emu.ram_hash(),
@@ -119,21 +120,3 @@ class EpisodeRunner:
             stable_retro_version=str(getattr(stable_retro, "__version__", "unknown")).strip(),
             extra=extra,
         )
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt (for loops that handle Ctrl-C themselves)."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contra_bc.formats import atomic
+
 
 def side_by_side(panels: list[tuple[str, np.ndarray | None]], path: Path, scale: int = 2,
                  title: str = "") -> Path:
@@ -38,9 +40,12 @@ def save_png(image, path: Path) -> Path:
     """Save a PIL image as PNG under a temp name, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    tmp = atomic.temp_path(path)
+    try:
+        image.save(tmp, format="PNG")
+        atomic.commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.errors import UserError
+from contra_bc.formats import atomic
 from contra_bc.formats.movies import MOVIE_SUFFIXES, Movie, rom_md5, write_bk2, write_fm2
 
 
@@ -103,14 +104,14 @@ def movie_steps(movie: Movie, frames_per_step: int) -> MoviePlan:
 # ---------------------------------------------------------------- recording -> movie
 def export_recording(recording: Path, out: Path) -> dict:
     """Write a recording as .bk2 or .fm2 (by suffix); returns a summary."""
-    from contra_bc.emulator import expected_rom_sha1, get_game, rom_path
+    from contra_bc.emulator import game_of_recording, rom_path
     from contra_bc.formats.recording import read_recording
 
     out = Path(out)
     kind = out.suffix.lower()
     if kind not in MOVIE_SUFFIXES:
         raise UserError(f"--to {out}: the movie file must end in .bk2 or .fm2.")
-    if out.exists():
+    if not atomic.new_output(out):
         raise UserError(f"{out} already exists; contra-bc never overwrites a file. Choose another --to.")
     if not out.parent.is_dir():
         raise UserError(f"The folder of {out} does not exist; create it first.")
@@ -118,7 +119,7 @@ def export_recording(recording: Path, out: Path) -> dict:
     meta = rec.meta
     if not rec.complete:
         raise UserError(f"{recording} is incomplete ({meta.get('status')}); export only complete recordings.")
-    game = get_game(meta["game"])
+    game = game_of_recording(meta, rec.path)  # a movie replays only on the ROM its recording was made on
     fps = int(meta["frames_per_step"])
     reset_frames = int(meta.get("reset_frames", 1))
     if reset_frames != 1:
@@ -127,8 +128,9 @@ def export_recording(recording: Path, out: Path) -> dict:
     frames = np.concatenate([np.zeros(1, np.int64), np.repeat(rec.actions, fps)])
     comments = [f"from contra-bc recording {rec.path.name} ({rec.n_steps} steps x {fps} frames, "
                 f"source {meta.get('source')}: {meta.get('source_detail')})"]
+    tmp = atomic.temp_path(out)
     if kind == ".bk2":
-        write_bk2(out, game_name=game.name, platform=game.platform, rom_sha1=meta.get("rom_sha1") or "?",
+        write_bk2(tmp, game_name=game.name, platform=game.platform, rom_sha1=meta.get("rom_sha1") or "?",
                   buttons=meta["buttons"], frames=frames, start_state=rec.start_state(), power_on=power_on,
                   comments=comments)
     else:
@@ -145,11 +147,12 @@ def export_recording(recording: Path, out: Path) -> dict:
             from contra_bc.emulator import missing_rom_error
 
             raise missing_rom_error(game)
-        expected = expected_rom_sha1(game)
-        if meta.get("rom_sha1") and expected != "unknown" and meta["rom_sha1"] != expected:
-            raise UserError(f"{recording} was recorded with ROM SHA-1 {meta['rom_sha1']} but the installed "
-                            f"{game.name} has {expected}; the .fm2 needs the MD5 of the ROM it was made on.")
-        write_fm2(out, rom_filename=game.name, rom_md5=rom_md5(rom), buttons=meta["buttons"], frames=frames,
+        write_fm2(tmp, rom_filename=game.name, rom_md5=rom_md5(rom), buttons=meta["buttons"], frames=frames,
                   comments=comments)
+    try:
+        atomic.commit_new(tmp, out)
+    except FileExistsError:
+        raise UserError(f"{out} appeared while exporting; contra-bc never overwrites a file. Choose another "
+                        f"--to.") from None
     return {"recording": str(rec.path), "movie": str(out), "format": kind[1:], "steps": rec.n_steps,
             "frames": int(len(frames)), "start": "power-on" if power_on else "state", "game": game.name}

@@ -11,10 +11,13 @@ annotate and build-dataset accept it. A session folder OUT holds:
 
     OUT/agent-NNNN/       episode NNNN played by the policy (seed = --seed + NNNN)
     OUT/random-NNNN/      episode NNNN of the random baseline (source "script")
+    OUT/expert-NNNN/      episode NNNN of the reference player (--expert bot:NAME; source "script")
     OUT/evaluation.json   the evaluation report (headless runs)
 
 The random baseline is ``contra_bc.bots.basic.RandomMomentum`` (the recorder's ``bot:random``:
 random button combinations without START/SELECT, each held 1-12 steps), seeded like the agent.
+``--sticky`` and ``--noop-max`` (contra_bc.perturb) perturb every policy of a run alike: episode i
+of each draws its no-op start and sticky steps from seed + i.
 """
 
 from __future__ import annotations
@@ -25,37 +28,50 @@ from pathlib import Path
 
 import numpy as np
 
+from contra_bc.config import PlayConfig
 from contra_bc.emulator import digest64, get_game, progress_of
-from contra_bc.episode import EpisodeRunner, check_until
+from contra_bc.episode import EpisodeRunner
+from contra_bc.options import check
 from contra_bc.signals import StopSignals
-from contra_bc.takeover import HumanTakeover, take_step
+from contra_bc.perturb import NOOP
+from contra_bc.takeover import BotActor, HumanTakeover, take_step
 from contra_bc.errors import UserError
+from contra_bc.formats import atomic
 from contra_bc.formats.results import repeated, write_evaluation
 from contra_bc.preprocess import preprocess_frame
 
-BASELINES = ("random", "none")
 
 
 @dataclass
 class PlayJob:
-    """One headless episode (picklable for spawn workers). checkpoint None = the random baseline."""
+    """One episode (picklable for spawn workers): the run's options and what is this episode's own.
 
-    checkpoint: str | None
-    game: str
-    state: str | None
-    out: str | None
+    ``kind``: "agent" plays ``cfg.checkpoint``, "random" the random baseline, "expert" ``cfg.expert``;
+    episode i of every kind uses seed ``cfg.seed + i`` (the same perturbation draws)."""
+
+    cfg: PlayConfig
+    kind: str = "agent"
     episode: int = 0
+    out: str | None = None
     frames_per_step: int = 1
     hz: float = 20.0
-    max_steps: int = 6000
-    until: str = "level"
-    temperature: float = 1.0
-    seed: int = 0
-    instruction: str | None = None
-    torch_threads: int = 1  # one thread per decision: measured faster than 2 on a busy 2-core machine
-    corrector: str | None = None  # bot:NAME that takes over when the agent's course dies (see takeover.py)
-    lookahead: int = 20
-    hold: int = 20
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.seed + self.episode
+
+    @property
+    def checkpoint(self) -> str | None:
+        return self.cfg.checkpoint if self.kind == "agent" else None
+
+    @property
+    def bot(self) -> str | None:
+        return self.cfg.expert if self.kind == "expert" else None
+
+    @property
+    def corrector(self) -> str | None:
+        """bot:NAME that takes over when the agent's course dies (see takeover.py); agents only."""
+        return self.cfg.corrector if self.kind == "agent" else None
 
 
 # ---------------------------------------------------------------- the policy side
@@ -124,47 +140,42 @@ class PolicyActor:
         self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
         return int(action)
 
+    def watch(self, emu, screen: np.ndarray) -> None:
+        """A step someone else drives from the start (a no-op start): the policy still sees the frame,
+        so its context holds every step of the episode, as the dataset's rows do."""
+        self.act(emu, screen)
+        self.policy.observe_action(NOOP)
+
     def observe_override(self, action: int) -> None:
-        """Someone else drove this step: the policy conditions on what was really done."""
+        """Someone or something else decided this step: the policy conditions on what was really done."""
         self.policy.observe_action(int(action))
 
 
-class BotActor:
-    """A scripted bot (the random baseline), timed the same way."""
-
-    name = "script"
-
-    def __init__(self, bot):
-        self.bot = bot
-        self.latencies_ms: list[float] = []
-
-    def reset(self, emu) -> None:
-        self.bot.reset(emu)
-
-    def act(self, emu, screen: np.ndarray) -> int:
-        t0 = time.perf_counter()
-        action = int(self.bot.act(emu))
-        self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
-        return action
-
-    def observe_override(self, action: int) -> None:
-        pass
-
-
 def make_actor(job: PlayJob):
-    game = get_game(job.game)
+    game = get_game(job.cfg.game)
+    if job.checkpoint is None and job.bot:
+        from contra_bc.bots import make_bot
+
+        return BotActor(make_bot(bot_name(job.bot), game, job.seed)), f"reference {job.bot} seed={job.seed}"
     if job.checkpoint is None:
         from contra_bc.bots.basic import RandomMomentum
 
         return BotActor(RandomMomentum(seed=job.seed, game=game)), f"baseline random (RandomMomentum) seed={job.seed}"
-    policy = load_checked_policy(job.checkpoint, job.game)
-    detail = f"policy {job.checkpoint} temperature={job.temperature} seed={job.seed}"
-    if job.instruction:
-        detail += f" instruction={job.instruction!r}"
-    return PolicyActor(policy, job.temperature, job.seed, job.instruction), detail
+    policy = load_checked_policy(job.checkpoint, job.cfg.game)
+    detail = f"policy {job.checkpoint} temperature={job.cfg.temperature} seed={job.seed}"
+    if job.cfg.instruction:
+        detail += f" instruction={job.cfg.instruction!r}"
+    return PolicyActor(policy, job.cfg.temperature, job.seed, job.cfg.instruction), detail
 
 
 # ---------------------------------------------------------------- one episode
+
+
+def bot_name(spec: str, option: str = "--expert") -> str:
+    """NAME of ``bot:NAME`` (UserError for anything else)."""
+    if not spec.startswith("bot:"):
+        raise UserError(f"{option} takes a bot, bot:NAME (e.g. bot:expert-steady), not {spec!r}.")
+    return spec[4:]
 
 
 def make_corrector(job: PlayJob, game):
@@ -174,9 +185,8 @@ def make_corrector(job: PlayJob, game):
     from contra_bc.bots import make_bot
     from contra_bc.takeover import CorrectorTakeover
 
-    if not job.corrector.startswith("bot:"):
-        raise UserError(f"--corrector takes a bot, bot:NAME (e.g. bot:expert-steady), not {job.corrector!r}.")
-    return CorrectorTakeover(make_bot(job.corrector[4:], game, job.seed), job.lookahead, job.hold)
+    return CorrectorTakeover(make_bot(bot_name(job.corrector, "--corrector"), game, job.seed), job.cfg.lookahead,
+                             job.cfg.hold)
 
 
 def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict | None, wall_s: float,
@@ -211,26 +221,29 @@ def play_episode(job: PlayJob) -> dict:
         return {"episode": job.episode, "skipped": True, "end_reason": "interrupted", "steps": 0,
                 "recording": None}
 
-    if job.torch_threads:
+    if job.cfg.threads:
         import torch
 
-        torch.set_num_threads(job.torch_threads)
-    game = get_game(job.game)
+        torch.set_num_threads(job.cfg.threads)
+    game = get_game(job.cfg.game)
     actor, detail = make_actor(job)
     corrector = make_corrector(job, game)
     if corrector:
-        detail += f" corrector={job.corrector} lookahead={job.lookahead} hold={job.hold}"
+        detail += f" corrector={job.corrector} lookahead={job.cfg.lookahead} hold={job.cfg.hold}"
     emu = shared_emulator(game)
-    runner = EpisodeRunner(emu, frames_per_step=job.frames_per_step, until=job.until)
-    screen = runner.reset(job.state or game.default_state)
+    runner = EpisodeRunner(emu, frames_per_step=job.frames_per_step, until=job.cfg.until)
+    screen = runner.reset(job.cfg.state or game.default_state)
     actor.reset(emu)
     if corrector:
         corrector.reset(emu)
+    perturbed = job.cfg.perturbation.episode(job.seed) if job.cfg.perturbation.active else None
+    if perturbed:
+        detail += f" perturbation={job.cfg.perturbation.describe()}"
     writer = None
     if job.out:
         writer = runner.open_writer(Path(job.out), source="agent" if job.checkpoint else "script",
                                     source_detail=detail, hz=job.hz,
-                                    extra=_extra(job))
+                                    extra=_extra(job, perturbed))
     max_progress = progress_of(game, runner.variables)
     deaths = runner.death_progress = []
     actions: list[int] = []  # the episode's identity: the same actions from the same start are the same episode
@@ -239,11 +252,11 @@ def play_episode(job: PlayJob) -> dict:
     meta = None
     complete = True
     with StopSignals() as stop:
-        while runner.steps < job.max_steps:
+        while runner.steps < job.cfg.max_steps:
             if stop.requested:
                 complete, end_reason = False, "interrupted"
                 break
-            row = take_step(runner, actor, corrector, emu, screen)
+            row = take_step(runner, actor, corrector, emu, screen, perturbed=perturbed)
             actions.append(row["action"])
             if writer:
                 writer.add(screen, row)
@@ -258,12 +271,17 @@ def play_episode(job: PlayJob) -> dict:
         summary = runner.summary()
         if corrector:
             summary.update(corrector_steps=corrector.steps, takeovers=corrector.takeovers)
+        if perturbed:
+            summary["perturbation"] = perturbed.summary()
         meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason, summary=summary)
         meta["path"] = str(job.out)
     result = episode_metrics(runner, max_progress, actor, meta, time.perf_counter() - started, corrector=corrector)
     result["episode"] = job.episode
+    result["seed"] = job.seed
     result["end_reason"] = end_reason
     result["trajectory"] = trajectory_id(actions)
+    if perturbed:
+        result["noop_steps"], result["sticky_steps"] = perturbed.noop_steps, perturbed.sticky_steps
     return result
 
 
@@ -274,11 +292,12 @@ def trajectory_id(actions: list[int]) -> int:
     return digest64(np.asarray(actions, "<i4").tobytes())
 
 
-def _extra(job: PlayJob) -> dict:
-    extra = {"episode_until": job.until, "seed": job.seed, "checkpoint": job.checkpoint,
-             "temperature": job.temperature if job.checkpoint else None, "instruction": job.instruction}
+def _extra(job: PlayJob, perturbed=None) -> dict:
+    extra = {"episode_until": job.cfg.until, "seed": job.seed, "checkpoint": job.checkpoint,
+             "temperature": job.cfg.temperature if job.checkpoint else None, "instruction": job.cfg.instruction,
+             "perturbation": perturbed.summary() if perturbed else None}
     if job.corrector:
-        extra["corrector"] = {"bot": job.corrector, "lookahead": job.lookahead, "hold": job.hold}
+        extra["corrector"] = {"bot": job.corrector, "lookahead": job.cfg.lookahead, "hold": job.cfg.hold}
     return extra
 
 
@@ -346,48 +365,22 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
-# Evaluation seeds start here by default, far from the seeds that make training data (bots, train --seed).
-EVAL_SEED = 1_000_000
-
-
-@dataclass
-class EvalConfig:
-    checkpoint: str | None
-    game: str
-    state: str | None
-    out: str | None
-    episodes: int = 1
-    workers: int = 1
-    frames_per_step: int | None = None
-    hz: float | None = None
-    max_steps: int = 6000
-    until: str = "level"
-    temperature: float = 1.0
-    seed: int = 0
-    instruction: str | None = None
-    baseline: str = "random"
-    threads: int = 1
-    corrector: str | None = None
-    lookahead: int = 20
-    hold: int = 20
-
-
-def check_options(cfg: EvalConfig) -> None:
-    check_until(cfg.until)
-    if cfg.baseline not in BASELINES:
-        raise UserError(f"--baseline must be one of {', '.join(BASELINES)}, not {cfg.baseline!r}.")
-    if cfg.temperature < 0:
-        raise UserError(f"--temperature must be >= 0 (0 = always the most likely action), not {cfg.temperature}.")
-    if cfg.out and Path(cfg.out).exists() and any(Path(cfg.out).iterdir()):
+def check_options(cfg: PlayConfig) -> None:
+    """What the options' declarations cannot say alone (types and ranges: contra_bc/config.py)."""
+    check(cfg)
+    cfg.perturbation  # a bad --sticky or --noop-max fails here
+    if cfg.out and not atomic.check_new_dir(Path(cfg.out)):
         raise UserError(f"{cfg.out} exists and is not empty; contra-bc never overwrites recordings. "
                         f"Choose a new --out folder.")
     game = get_game(cfg.game)
     if cfg.corrector:
         if not cfg.checkpoint:
             raise UserError("--corrector watches a trained agent: give CHECKPOINT (a run directory).")
-        make_corrector(PlayJob(None, cfg.game, None, None, corrector=cfg.corrector), game)  # a bad name fails here
-        if cfg.lookahead < 1 or cfg.hold < 1:
-            raise UserError(f"--lookahead and --hold are steps, >= 1 (got {cfg.lookahead} and {cfg.hold}).")
+        make_corrector(PlayJob(cfg), game)  # a bad name fails here
+    if cfg.expert:
+        from contra_bc.bots import make_bot
+
+        make_bot(bot_name(cfg.expert), game, 0)  # a bad name fails here
 
 
 def checkpoint_argument(checkpoint: str) -> str | None:
@@ -399,9 +392,19 @@ def checkpoint_argument(checkpoint: str) -> str | None:
     return checkpoint
 
 
-def episode_count(cfg: EvalConfig) -> int:
-    """Episodes `evaluate` plays: the agent's and, beside them, the baseline's."""
-    return cfg.episodes * (2 if cfg.checkpoint and cfg.baseline != "none" else 1)
+def episode_count(cfg: PlayConfig) -> int:
+    """Episodes `evaluate` plays: the agent's and, beside them, the baseline's and the expert's."""
+    return cfg.episodes * len(policy_kinds(cfg))
+
+
+def policy_kinds(cfg: PlayConfig) -> list[str]:
+    """The policies an evaluation plays, of agent (the checkpoint), random and expert (--expert)."""
+    kinds = ["agent"] if cfg.checkpoint else []
+    if cfg.baseline == "random" or not (cfg.checkpoint or cfg.expert):
+        kinds.append("random")
+    if cfg.expert:
+        kinds.append("expert")
+    return kinds
 
 
 def window_rows(result: dict) -> list[dict]:
@@ -428,7 +431,7 @@ def evaluation_rows(report: dict) -> list[dict]:
     return rows
 
 
-def resolve_pacing(cfg: EvalConfig) -> tuple[int, float]:
+def resolve_pacing(cfg: PlayConfig) -> tuple[int, float]:
     """frames_per_step and hz: the options if given, else what the checkpoint's dataset used."""
     fps, hz = cfg.frames_per_step, cfg.hz
     if cfg.checkpoint:  # load here first: an unreadable or mismatched checkpoint fails before any worker starts
@@ -438,24 +441,14 @@ def resolve_pacing(cfg: EvalConfig) -> tuple[int, float]:
     return int(fps or 1), float(hz or 20.0)
 
 
-def evaluation_jobs(cfg: EvalConfig, frames_per_step: int, hz: float) -> list[tuple[str, PlayJob]]:
-    kinds = []
-    if cfg.checkpoint:
-        kinds.append(("agent", cfg.checkpoint))
-    if cfg.baseline == "random" or not cfg.checkpoint:
-        kinds.append(("random", None))
-    threads = cfg.threads
-    jobs = []
-    for kind, ckpt in kinds:
-        for i in range(cfg.episodes):
-            out = str(Path(cfg.out) / f"{kind}-{i:04d}") if cfg.out else None
-            jobs.append((kind, PlayJob(ckpt, cfg.game, cfg.state, out, i, frames_per_step, hz, cfg.max_steps,
-                                       cfg.until, cfg.temperature, cfg.seed + i, cfg.instruction, threads,
-                                       cfg.corrector if ckpt else None, cfg.lookahead, cfg.hold)))
-    return jobs
+def evaluation_jobs(cfg: PlayConfig, frames_per_step: int, hz: float) -> list[tuple[str, PlayJob]]:
+    """Episode i of every policy: seed + i, the same perturbation draws (contra_bc.perturb)."""
+    return [(kind, PlayJob(cfg, kind, i, str(Path(cfg.out) / f"{kind}-{i:04d}") if cfg.out else None,
+                           frames_per_step, hz))
+            for kind in policy_kinds(cfg) for i in range(cfg.episodes)]
 
 
-def evaluate(cfg: EvalConfig, on_result=None) -> dict:
+def evaluate(cfg: PlayConfig, on_result=None) -> dict:
     """Headless episodes of the policy and of the baseline, in parallel spawn workers.
 
     ``on_result(i, episode)`` is called as each episode ends (its row, with "policy" added)."""
@@ -464,8 +457,9 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
     check_options(cfg)
     frames_per_step, hz = resolve_pacing(cfg)
     jobs = evaluation_jobs(cfg, frames_per_step, hz)
-    if cfg.out:
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    if cfg.out and not atomic.claim_dir(Path(cfg.out)):
+        raise UserError(f"{cfg.out} appeared with files in it while the evaluation started; contra-bc never "
+                        f"overwrites recordings. Choose a new --out folder.")
     from contra_bc.signals import Interrupted
 
     stopped = None
@@ -485,8 +479,10 @@ def evaluate(cfg: EvalConfig, on_result=None) -> dict:
               "instruction": cfg.instruction,
               "corrector": ({"bot": cfg.corrector, "lookahead": cfg.lookahead, "hold": cfg.hold}
                             if cfg.corrector else None),
+              "perturbation": cfg.perturbation.as_dict(),
               "baseline_policy": "RandomMomentum (bot:random): random buttons without START/SELECT, "
                                  "each combination held 1-12 steps" if any(k == "random" for k, _ in jobs) else None,
+              "expert_policy": cfg.expert,
               "interrupted": stopped is not None or any(r.get("end_reason") == "interrupted" for r in results),
               "policies": {}, "episodes_detail": {}}
     for kind in dict.fromkeys(k for k, _ in jobs):
@@ -519,7 +515,7 @@ def draw_deaths(report: dict, path: Path) -> str | None:
 # ---------------------------------------------------------------- the window: watch, take over
 
 
-def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
+def play_window(cfg: PlayConfig, scale: int = 3, window_factory=None) -> dict:
     """One episode at --hz in a window; the takeover key (Tab) hands control to the human and back.
 
     The policy sees every frame either way (act() keeps its cache in step); on a human step the
@@ -540,9 +536,9 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
         raise UserError("The window plays a checkpoint: give CHECKPOINT (bot:random runs headless with --fast).")
     game = get_game(cfg.game)
     frames_per_step, hz = resolve_pacing(cfg)
-    job = PlayJob(cfg.checkpoint, cfg.game, cfg.state, str(Path(cfg.out) / "agent-0000"), 0, frames_per_step, hz,
-                  cfg.max_steps, cfg.until, cfg.temperature, cfg.seed, cfg.instruction)
+    job = PlayJob(cfg, "agent", 0, str(Path(cfg.out) / "agent-0000"), frames_per_step, hz)
     actor, detail = make_actor(job)
+    perturbed = job.cfg.perturbation.episode(job.seed) if job.cfg.perturbation.active else None
     try:
         window = (window_factory or GameWindow)(list(game.buttons), scale=scale,
                                                 title="contra-bc play | step 0 | agent drives (Tab: take over)")
@@ -553,9 +549,10 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
     runner = EpisodeRunner(emu, frames_per_step=frames_per_step, until=cfg.until)
     screen = runner.reset(cfg.state or game.default_state)
     actor.reset(emu)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    if not atomic.claim_dir(Path(cfg.out)):
+        raise UserError(f"{cfg.out} appeared with files in it; contra-bc never overwrites recordings. Choose a new --out.")
     writer = runner.open_writer(Path(job.out), source="agent", source_detail=detail, hz=hz,
-                                extra={**_extra(job), "takeover": True})
+                                extra={**_extra(job, perturbed), "takeover": True})
     human = HumanTakeover()
     paused = False
     lateness: list[float] = []
@@ -588,7 +585,7 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
                     window.show(screen, overlay="paused", detail="P resumes")
                     continue
                 human.keys = int(inp.action)
-                row = take_step(runner, actor, human, emu, screen, late)
+                row = take_step(runner, actor, human, emu, screen, late, perturbed)
                 lateness.append(late)
                 writer.add(screen, row)
                 screen = emu.screen()
@@ -602,7 +599,8 @@ def play_window(cfg: EvalConfig, scale: int = 3, window_factory=None) -> dict:
                     break
     finally:
         meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason,
-                             summary={**runner.summary(), "human_steps": human.steps})
+                             summary={**runner.summary(), "human_steps": human.steps,
+                                      "perturbation": perturbed.summary() if perturbed else None})
         window.close()
     result = episode_metrics(runner, max_progress, actor, meta, _time.perf_counter() - started, human.steps)
     lat = np.asarray(actor.latencies_ms or [0.0])

@@ -29,7 +29,6 @@ treat delays under 20 ms as 100 ms, so above 50 fps every n-th step is kept (sai
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -485,7 +484,7 @@ def _check_out(out: Path) -> str:
         raise UserError(f"{out}: render writes .mp4 (H.264, plays in browsers), .webm (VP9) or .gif (an "
                         f"animated GIF, best for a few seconds); the suffix {out.suffix or '(none)'!r} is none of "
                         f"these. Name the output e.g. {out.with_suffix('.mp4').name}.")
-    if out.exists() or out.is_symlink():
+    if not atomic.new_output(out):
         raise UserError(f"{out} already exists; contra-bc never overwrites a file. Choose another --out or "
                         f"remove it yourself.")
     for place in out.parents:
@@ -505,18 +504,10 @@ def _check_out(out: Path) -> str:
 def _finish(tmp: Path, out: Path) -> None:
     """Move the finished file into place without ever replacing one that appeared meanwhile."""
     try:
-        os.link(tmp, out)
+        atomic.commit_new(tmp, out)
     except FileExistsError:
-        tmp.unlink()
         raise UserError(f"{out} appeared while rendering; contra-bc never overwrites a file. "
                         f"Choose another --out.") from None
-    except OSError:  # no hard links on this file system
-        if out.exists():
-            tmp.unlink()
-            raise UserError(f"{out} appeared while rendering; contra-bc never overwrites a file.") from None
-        os.replace(tmp, out)
-        return
-    tmp.unlink()
 
 
 def render(paths: list[Path], out: Path, speed: float = 1.0, scale: int | None = None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contra_bc import images
-from contra_bc.emulator import expected_rom_sha1, get_game
+from contra_bc.emulator import game_of_recording
 from contra_bc.episode import EpisodeRunner
 from contra_bc.errors import UserError
 from contra_bc.formats.recording import read_recording
@@ -25,17 +25,6 @@ class VerifyJob:
     path: str
     check_video: bool = False
     report_dir: str | None = None
-
-
-def check_rom(meta: dict, path: Path):
-    """The game of a recording, after checking its ROM hash against the installed one."""
-    game = get_game(meta["game"])
-    expected = expected_rom_sha1(game)
-    if meta.get("rom_sha1") and expected != "unknown" and meta["rom_sha1"] != expected:
-        raise UserError(f"{path} was recorded with ROM SHA-1 {meta['rom_sha1']}, but the installed "
-                        f"{game.name} integration expects {expected}. Replaying on another ROM cannot "
-                        f"reproduce the run; import the ROM it was made with.")
-    return game
 
 
 def verify(job: VerifyJob) -> dict:
@@ -52,7 +41,7 @@ def _verify(job: VerifyJob) -> dict:
     started = time.perf_counter()
     path = Path(job.path)
     rec = read_recording(path)
-    game = check_rom(rec.meta, path)
+    game = game_of_recording(rec.meta, path)
     start_state = rec.start_state()
     emu = shared_emulator(game)
 

@@ -25,11 +25,12 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _stop = threading.Event()
 _cooperative = 0  # how many StopSignals blocks are open: while > 0, a signal only sets the flag
+_worker = False   # a spawned worker: a signal only ever sets the flag (its parent decides what stops)
 
 
 def _handler(signum, frame):
     _stop.set()
-    if _cooperative == 0:
+    if _cooperative == 0 and not _worker:
         raise KeyboardInterrupt
 
 
@@ -58,7 +59,13 @@ def die_with_parent() -> None:
 
 
 def worker_init() -> None:
-    """Initializer of every worker process: the same handlers, and no life beyond the parent."""
+    """Initializer of every worker process: the same handlers, and no life beyond the parent.
+
+    A worker never unwinds on a signal: Ctrl-C reaches every process of the terminal's group, and
+    a worker waiting for its next task would die with a traceback. The flag stops the job in hand
+    at its next check; the parent cancels the rest and shuts the pool down."""
+    global _worker
+    _worker = True
     die_with_parent()
     install()
     threading.Thread(target=_leave_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()

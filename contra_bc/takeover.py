@@ -16,21 +16,70 @@ take over through the same path:
 
 from __future__ import annotations
 
+import time
+
 from contra_bc.emulator import classify
+from contra_bc.perturb import NOOP, PERTURBATION_ACTOR
 
 CORRECTOR_ACTOR = "corrector"
 
 
-def take_step(runner, actor, takeover, emu, screen, lateness_ms=None) -> dict:
-    """One step of play: the agent decides, a takeover may override, the runner applies it."""
-    action = actor.act(emu, screen)
-    driver = actor.name
-    if takeover is not None:
-        override = takeover.decide(emu, action, runner.frames_per_step)
-        if override is not None:
-            action, driver = int(override), takeover.actor
-            actor.observe_override(action)
-    return runner.step(action, driver, lateness_ms)
+def take_step(runner, actor, takeover, emu, screen, lateness_ms=None, perturbed=None) -> dict:
+    """One step: the actor decides, a takeover may override it, a perturbation (contra_bc.perturb) may
+    execute something else; the runner applies what is executed and the row keeps what was chosen.
+
+    Whenever the executed action is not the actor's own choice, the actor is told what was executed,
+    so a policy conditions on what really happened. During a no-op start the actor only watches (a policy
+    sees the frame and conditions on the no-op; a bot has not started)."""
+    if perturbed is not None and perturbed.in_noop_start:
+        actor.watch(emu, screen)
+        chosen, driver = NOOP, PERTURBATION_ACTOR
+    else:
+        chosen = own = actor.act(emu, screen)
+        driver = actor.name
+        if takeover is not None:
+            override = takeover.decide(emu, chosen, runner.frames_per_step)
+            if override is not None:
+                chosen, driver = int(override), takeover.actor
+        executed = chosen if perturbed is None else perturbed.execute(chosen)
+        if executed != own:
+            actor.observe_override(executed)
+        return runner.step(executed, driver, lateness_ms, chosen=chosen)
+    return runner.step(perturbed.execute(chosen), driver, lateness_ms, chosen=chosen)
+
+
+class BotActor:
+    """A scripted player (a bot, an action file) driving steps, each decision timed.
+
+    ``name`` is the row's actor: "script", or what the bot says of its own step (a bot that injects
+    mistakes names those steps "perturbation"). A bot that plans ahead hears of an executed action
+    that was not its choice through ``observe_executed`` (so it plans again from where it is)."""
+
+    def __init__(self, bot):
+        self.bot = bot
+        self.chosen = 0  # the bot's last choice
+        self.latencies_ms: list[float] = []
+
+    @property
+    def name(self) -> str:
+        return getattr(self.bot, "actor", "script")
+
+    def reset(self, emu) -> None:
+        self.bot.reset(emu)
+
+    def act(self, emu, screen) -> int:
+        t0 = time.perf_counter()
+        self.chosen = int(self.bot.act(emu))
+        self.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+        return self.chosen
+
+    def watch(self, emu, screen) -> None:
+        """A step the bot does not drive (a no-op start): it has not started yet."""
+
+    def observe_override(self, action: int) -> None:
+        tell = getattr(self.bot, "observe_executed", None)
+        if tell is not None:
+            tell(int(action), self.chosen)
 
 
 class HumanTakeover:

@@ -9,6 +9,7 @@ the data position is (epoch, batch) — so a resumed run replays the same update
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -17,62 +18,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from contra_bc.config import TrainConfig
 from contra_bc.errors import UserError
+from contra_bc.formats import atomic
 from contra_bc.formats.checkpoint import METRICS, append_metrics, read_metrics
-
-
-@dataclass
-class TrainConfig:
-    dataset: str = ""
-    out: str = ""
-    preset: str = "tiny"
-    max_steps: int = 200              # length of the LR schedule
-    stop_at: int | None = None        # stop (with a checkpoint) at this step; --resume continues the same schedule
-    batch_size: int = 8               # per process, per micro-batch
-    grad_accum: int = 1
-    window: int | None = None         # history in steps: the attention window, in training and in play (default: the preset's)
-    sequence: int | None = None       # steps per training sequence (default 2 x window): longer than the window, so
-                                      # later steps see what play's sliding KV cache sees (context from > window back)
-    jitter: bool = True               # cut training sequences at seeded offsets, new ones every epoch
-    press_weight: float = 1.0         # loss weight of steps where a button goes down (jump starts, shots)
-    focus: int = 1                    # show training sequences holding a rare press (a jump start) this many times
-    aux_weight: float = 1.0           # weight of the aux head's loss on a dataset built with --aux (0: off)
-    press_slack: int = 0              # steps before each rare press (a jump start) left out of that button's loss
-    image_input: str = "pool"         # image encoder input: pool (average k x k pixels) or unshuffle (keep them all)
-    text_dropout: float = 0.5         # chance a training sequence is shown with no instruction (the null text
-                                      # token), so the policy also runs without text, as play does by default
-    image_norm: str = "group"         # image encoder norm: group (per frame) or batch (as checkpoints without image_norm had it)
-    lr: float | None = None           # default: the preset's (paper D.2: 1e-4, 3e-5 for 1.2B)
-    weight_decay: float = 1e-4
-    betas: tuple = (0.9, 0.999)
-    warmup_steps: int = 20
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    z_loss: float = 1e-4
-    augment: bool = True
-    seed: int = 0
-    device: str = "auto"
-    compile: bool = False
-    log_every: int = 10
-    eval_every: int = 100
-    eval_batches: int = 8
-    save_every: int = 100
-    workers: int = 2
-    text_encoder: str = "auto"        # auto (MiniLM if installed) | minilm | hashed | a sentence-transformers model
-    resume: bool = False
-    init: str | None = None           # start from this checkpoint's weights (fine-tuning): new optimizer and schedule
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise UserError(f"unknown training option(s) {', '.join(unknown)} in the config; valid keys: "
-                            f"{', '.join(sorted(names))}.")
-        from contra_bc.options import check_option_values
-
-        check_option_values(d)
-        return cls(**d)
 
 
 def load_toml(path: Path) -> dict:
@@ -93,12 +42,16 @@ def config_from_options(flags: dict, *, dataset: Path, out: Path | None, config_
                         resume: bool) -> TrainConfig:
     """The run's TrainConfig from the command line: flags (None: not given) win over the --config file,
     which wins over a resumed run's saved options (all but --stop-at, which holds once)."""
-    import json
+    from contra_bc.formats import checkpoint as ckfmt
 
     options = load_toml(config_file) if config_file else {}
-    saved = (out / "config.json") if (resume and out is not None) else None
-    if saved is not None and saved.is_file():  # a resumed run keeps its options unless flags change them
-        options = {**{k: v for k, v in json.loads(saved.read_text())["train"].items()
+    saved = None
+    if resume and out is not None and (out / "config.json").is_file():
+        saved = ckfmt.read_run_config(out)["train"]
+    elif resume and out is not None and ckfmt.complete_checkpoints(out):  # RUN/config.json lost: the checkpoint's copy
+        saved = ckfmt.read_config(ckfmt.resume_checkpoint(out)).get("train")
+    if isinstance(saved, dict):  # a resumed run keeps its options unless flags change them
+        options = {**{k: v for k, v in saved.items()
                       if k not in ("dataset", "out", "resume", "stop_at")}, **options}  # --stop-at is once
     options.update({k: v for k, v in flags.items() if v is not None})
     options["dataset"] = str(dataset)
@@ -160,7 +113,8 @@ def _loader(tc: TrainConfig, split: str, window: int, epoch: int, shuffle: bool,
     dist = dist or Dist()
     return make_loader(tc.dataset, split=split, window=window, batch_size=tc.batch_size, shuffle=shuffle,
                        seed=tc.seed + epoch, workers=tc.workers, rank=dist.rank, world=dist.world, skip=skip,
-                       jitter=tc.jitter and split == "train", focus=tc.focus if split == "train" else 1)
+                       jitter=tc.jitter and split == "train", focus=tc.focus if split == "train" else 1,
+                       learn=tc.learn)
 
 
 def drop_text(text, seed: int, step: int, micro: int, rank: int, p: float):
@@ -235,7 +189,7 @@ def evaluate(model, tc: TrainConfig, window: int, device, aux: bool = False) -> 
     # decisive actions that per-button accuracy hides; tp fp fn and the summed probability at true edges
     singles = [(g, grp.bits[0], grp.name) for g, grp in enumerate(schema.groups) if len(grp.bits) == 1]
     edges = {name: [0, 0, 0, 0.0] for _, _, name in singles}
-    aux_sum, aux_n = 0.0, 0
+    aux_sum, aux_n, change_sum, change_n = 0.0, 0, 0.0, 0
     model.eval()
 
     def batches():
@@ -255,6 +209,8 @@ def evaluate(model, tc: TrainConfig, window: int, device, aux: bool = False) -> 
             _, stats = model.loss(batch, z_loss=0.0)
             if "aux" in stats:
                 aux_sum, aux_n = aux_sum + float(stats["aux"]), aux_n + 1
+            if "change" in stats:
+                change_sum, change_n = change_sum + float(stats["change"]), change_n + 1
             k = int(stats["count"])
             if not k:
                 continue
@@ -262,7 +218,8 @@ def evaluate(model, tc: TrainConfig, window: int, device, aux: bool = False) -> 
             count += k
             keep = stats["keep"]
             pred = schema.decode_tensor(torch.stack([lg.argmax(-1) for lg in stats["logits"]], -1))[keep]
-            true = batch["actions"][keep]
+            targets = batch.get("targets", batch["actions"])  # chosen actions; the history is what was executed
+            true = targets[keep]
             for i, b in names:
                 p, t = (pred >> i) & 1, (true >> i) & 1
                 conf[b][0] += int((p & t).sum())
@@ -274,7 +231,7 @@ def evaluate(model, tc: TrainConfig, window: int, device, aux: bool = False) -> 
             predicted = schema.decode_tensor(torch.stack([lg.argmax(-1) for lg in stats["logits"]], -1))[:, 1:]
             for g, bit, name in singles:
                 up = ((before >> bit) & 1) == 0
-                true_edge = up & (((batch["actions"][:, 1:] >> bit) & 1) == 1) & valid
+                true_edge = up & (((targets[:, 1:] >> bit) & 1) == 1) & valid
                 pred_edge = up & (((predicted >> bit) & 1) == 1) & valid
                 p_down = torch.softmax(stats["logits"][g][:, 1:].float(), -1)[..., 1]
                 edges[name][0] += int((true_edge & pred_edge).sum())
@@ -287,6 +244,8 @@ def evaluate(model, tc: TrainConfig, window: int, device, aux: bool = False) -> 
     out = {"val_steps": count, "loss": float(nll.sum() / count)}
     if aux_n:
         out["aux"] = aux_sum / aux_n
+    if change_n:
+        out["change"] = change_sum / change_n
     for g, v in zip(schema.groups, nll / count):
         out[f"nll/{g.name}"] = float(v)
         out[f"ppl/{g.name}"] = float(math.exp(v))
@@ -405,16 +364,16 @@ def _text_encoder(name: str):
 
 def _check_checkpoint_buttons(flag: str, ckpt, saved: dict, dataset, info: dict, advice: str) -> None:
     """UserError unless the checkpoint was trained on the dataset's buttons (its action heads fit)."""
-    theirs = saved.get("action_schema", {}).get("buttons")
+    schema = saved.get("action_schema")
+    theirs = schema.get("buttons") if isinstance(schema, dict) else None
     if theirs != list(info["buttons"]):
         raise UserError(f"{flag}: {ckpt} was trained on buttons {theirs}, but {dataset} has {info['buttons']}. "
                         f"{advice}")
 
 
-def _slack_groups(tc: TrainConfig, schema, sequence: int) -> tuple:
-    """The one-button action groups --press-slack applies to: the train split's rarely pressed buttons."""
-    if not tc.press_slack:
-        return ()
+def _rare_groups(tc: TrainConfig, schema, sequence: int) -> tuple:
+    """The one-button action groups of the train split's rarely pressed buttons (a jump, not the fire rhythm):
+    what --press-slack and --change-horizon apply to."""
     from contra_bc.dataset.loader import rare_buttons
 
     rare = set(rare_buttons(tc.dataset, "train", sequence))
@@ -428,6 +387,8 @@ def _check_options(tc: TrainConfig) -> None:
 
     if tc.preset not in PRESETS:
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {tc.preset!r}.")
+    if tc.learn not in ("chosen", "executed"):
+        raise UserError(f"--learn must be chosen or executed, not {tc.learn!r}.")
     if tc.image_norm not in ("group", "batch"):
         raise UserError(f"--image-norm must be group or batch, not {tc.image_norm!r}.")
     if tc.max_steps < 1 or tc.batch_size < 1 or tc.grad_accum < 1:
@@ -438,12 +399,15 @@ def _claim_run_dir(tc: TrainConfig, run: Path) -> TrainConfig:
     """Check --out against --resume; a run stopped before its first checkpoint starts again from step 0."""
     if run.exists() and not run.is_dir():
         raise UserError(f"--out {run} is a file; give a directory for the run (checkpoints, metrics.jsonl).")
-    started = (run / "last").exists()
+    from contra_bc.formats.checkpoint import complete_checkpoints
+
+    started = (run / "last").exists() or bool(complete_checkpoints(run))
     unstarted = run.is_dir() and not started and (run / "config.json").is_file()
     if tc.resume and not started and not unstarted:
-        raise UserError(f"--resume: {run} has no `last` checkpoint pointer. Start a new run without --resume, or "
-                        "pass the --out directory of an earlier `contra-bc train`.")
-    if not tc.resume and run.exists() and any(run.iterdir()) and not unstarted:
+        raise UserError(f"--resume: {run} has no checkpoint to continue from (no `last` pointer, no complete "
+                        "checkpoints/step-*). Start a new run without --resume, or pass the --out directory of an "
+                        "earlier `contra-bc train`.")
+    if not tc.resume and not atomic.check_new_dir(run) and not unstarted:
         raise UserError(f"{run} exists and is not empty. Continue it with `--resume`, or choose a new --out.")
     if unstarted:  # stopped before its first checkpoint: nothing to resume, so it starts again from step 0
         tc = dataclasses.replace(tc, resume=False)
@@ -486,11 +450,14 @@ def _model_config(tc: TrainConfig, ds):
 
 def _sequence_length(tc: TrainConfig, model_cfg) -> int:
     """Steps per training sequence; UserError if the frames are too small or the sequence too short."""
-    smallest = model_cfg.cnn_input_pool * 16  # the image encoder halves the frame 4 times after pooling it
+    # the encoder pools the frame by k, then halves it 4 times; its last map must be at least 2x2, or each of
+    # its per-frame norms sees one value per group, normalises it to a constant and the image token is blind
+    smallest = model_cfg.cnn_input_pool * 32
     if model_cfg.frame_size < smallest:
         raise UserError(f"{tc.dataset} holds {model_cfg.frame_size}x{model_cfg.frame_size} frames; the {tc.preset} "
-                        f"preset's image encoder needs at least {smallest}x{smallest}. Rebuild the dataset with "
-                        f"`contra-bc build-dataset ... --frame-size 192` (the default).")
+                        f"preset's image encoder takes frames of at least {smallest}x{smallest} (its last feature "
+                        f"map must be at least 2x2). Rebuild the dataset with `contra-bc build-dataset ... "
+                        f"--frame-size 192` (the default), or pick a preset that takes {model_cfg.frame_size}.")
     sequence = tc.sequence or 2 * model_cfg.history
     if sequence < model_cfg.history:
         raise UserError(f"--sequence {sequence} is shorter than --window {model_cfg.history}: a training sequence "
@@ -540,31 +507,47 @@ def _resume_from(run: Path, tc: TrainConfig, model, opt, window: int, info: dict
     """Load the run's last checkpoint into the model and optimizer; (step, data epoch, data position)."""
     from contra_bc.formats import checkpoint as ckfmt
 
-    ckpt = ckfmt.resolve_checkpoint(run)
+    ckpt = ckfmt.resume_checkpoint(run)
     saved = ckfmt.read_config(ckpt)
-    if saved.get("model", {}).get("preset") != tc.preset or saved["model"].get("history") != window:
-        raise UserError(f"--resume: {ckpt} was trained with preset {saved['model'].get('preset')} and window "
-                        f"{saved['model'].get('history')}; pass the same --preset and --window (or --config "
+    model_saved = saved.get("model") if isinstance(saved.get("model"), dict) else {}
+    if model_saved.get("preset") != tc.preset or model_saved.get("history") != window:
+        raise UserError(f"--resume: {ckpt} was trained with preset {model_saved.get('preset')} and window "
+                        f"{model_saved.get('history')}; pass the same --preset and --window (or --config "
                         f"{run}/config.json).")
+    dataset = saved.get("dataset") if isinstance(saved.get("dataset"), dict) else {}
     _check_checkpoint_buttons("--resume", ckpt, saved, tc.dataset, info,
-                              f"Resume with the run's own dataset ({saved.get('dataset', {}).get('path')}).")
-    model.load_state_dict(ckfmt.read_tensors(ckpt, "model"))
-    scalars = ckfmt.read_json(ckpt, "training_state")
-    restore_training_state(opt, ckfmt.read_tensors(ckpt, "training_state"), scalars)
+                              f"Resume with the run's own dataset ({dataset.get('path')}).")
+    tensors, scalars = ckfmt.read_training_state(ckpt)
+    try:
+        model.load_state_dict(ckfmt.read_tensors(ckpt, "model"))
+        restore_training_state(opt, tensors, scalars)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        earlier = [c.name for c in ckfmt.complete_checkpoints(run) if c.name < ckpt.name]
+        raise UserError(f"--resume: {ckpt} does not load ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}): "
+                        f"its weights or training state are damaged or come from another run. "
+                        + (f"Resume from an earlier checkpoint: write `checkpoints/{earlier[-1]}` into {run}/last."
+                           if earlier else "Start a new run.")) from None
     return scalars["step"], scalars["data_epoch"], scalars["data_position"]
 
 
 def train(tc: TrainConfig, on_step=None) -> dict:
-    """Run (or resume) training. ``on_step(step, total, record)`` is called on rank 0 after each step."""
+    """Run (or resume) training. ``on_step(step, total, record)`` is called on rank 0 after each step.
+
+    Read top to bottom: setup, data, model, the run folder, the loop, the end. Nothing is written
+    before the options, the dataset and any --init/--resume checkpoint are accepted."""
     import numpy as np
     import torch
 
+    from contra_bc.dataset.loader import DatasetReader
     from contra_bc.formats import checkpoint as ckfmt
     from contra_bc.formats.atomic import write_json
+    from contra_bc.formats.dataset import validate_dataset
     from contra_bc.model.actions import ActionSchema
     from contra_bc.model.augment import augment_frames
     from contra_bc.model.model import count_parameters
+    from contra_bc.signals import StopSignals
 
+    # ---- setup: options, processes, devices, what the run folder already holds
     _check_options(tc)
     run = Path(tc.out)
     dist = init_distributed("cuda" if tc.device.startswith("cuda") or (tc.device == "auto" and torch.cuda.is_available()) else "cpu")
@@ -573,111 +556,112 @@ def train(tc: TrainConfig, on_step=None) -> dict:
         torch.cuda.set_device(device)
     tc = _claim_run_dir(tc, run)
 
-    from contra_bc.dataset.loader import DatasetReader
-
-    from contra_bc.formats.dataset import validate_dataset
-
-    validate_dataset(tc.dataset)  # every shard's footer, columns and rows, before any worker reads one
+    # ---- data: every shard's footer, columns, actions and text indices, before any worker reads one
+    validate_dataset(tc.dataset)
     ds = DatasetReader(tc.dataset)
+    ds.check_values()
     info = ds.info
     schema = ActionSchema.from_buttons(info["buttons"])
     model_cfg, init_ckpt = _model_config(tc, ds)
     # the aux loss needs a head for exactly the dataset's variables (an --init checkpoint may have none)
     aux_on = tc.aux_weight > 0 and bool(ds.aux_variables) and model_cfg.aux_outputs == len(ds.aux_variables)
-    window = model_cfg.history
     sequence = _sequence_length(tc, model_cfg)
-    base_lr = tc.lr if tc.lr is not None else model_cfg.lr
+    rare_groups = _rare_groups(tc, schema, sequence) if (tc.press_slack or tc.change_horizon) else ()
+    slack_groups = rare_groups if tc.press_slack else ()
+    if tc.change_horizon and init_ckpt is None and not tc.resume:
+        model_cfg = dataclasses.replace(model_cfg, change_horizon=tc.change_horizon, change_groups=list(rare_groups))
+    change_on = bool(model_cfg.change_horizon and model_cfg.change_groups) and tc.change_weight > 0
 
+    # ---- model and optimizer: fresh, from --init, or the run's checkpoint (--resume)
     torch.manual_seed(tc.seed)
     np.random.seed(tc.seed)
     random.seed(tc.seed)
+    base_lr = tc.lr if tc.lr is not None else model_cfg.lr
     model, encoder, texts, table = _build_model(tc, model_cfg, schema, ds, device, init_ckpt, aux_on)
     opt = _optimizer(model, tc, base_lr)
-    step, epoch, position = _resume_from(run, tc, model, opt, window, info) if tc.resume else (0, 0, 0)
-
-    if dist.main:
-        run.mkdir(parents=True, exist_ok=True)
-        write_json(run / "config.json", {"train": asdict(tc), "model": asdict(model_cfg), "world_size": dist.world})
-
+    step, epoch, position = _resume_from(run, tc, model, opt, model_cfg.history, info) if tc.resume else (0, 0, 0)
     net = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    fwd = torch.compile(net) if tc.compile else net
+    # on CUDA: compiled, with the fused attention path (FlexAttention block masks); on CPU eager and dense
+    model.attention = "flex" if device.type == "cuda" else "dense"
+    forward = torch.compile(net) if (tc.compile if tc.compile is not None else device.type == "cuda") else net
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
-
-    def save(at_step):
-        if not dist.main:
-            return None
-        tensors, scalars = training_state(opt, at_step, *data_at_step)
-        config = {"preset": tc.preset, "step": at_step, "model": asdict(model_cfg),
-                  "action_schema": schema.to_json(),
-                  "text_encoder": {"id": encoder.id, "dim": encoder.dim},
-                  "dataset": {"path": str(tc.dataset), "game": info.get("game"), "buttons": info["buttons"],
-                              "frame_size": info.get("frame_size"), "fps": info.get("fps")},
-                  "texts": texts, "train": asdict(tc), "parameters": count_parameters(model),
-                  "aux_variables": ds.aux_variables if aux_on else []}
-        return ckfmt.save_checkpoint(run, at_step, config,
-                                     {"model": model.state_dict(), "text_table": {"embeddings": table},
-                                      "training_state": tensors},
-                                     {"training_state": scalars})
-
-    def optimizer_step(step: int, lr: float):
-        """One optimizer step over --grad-accum micro-batches; (loss, aux loss, NLL per group, grad norm)."""
-        for g in opt.param_groups:
-            g["lr"] = lr
-        loss_sum, aux_sum, nll_sum = 0.0, 0.0, [0.0] * len(schema.groups)
-        for micro in range(tc.grad_accum):
-            batch = _to(batches.next(), device)
-            if not aux_on:
-                batch.pop("aux", None)
-            batch["text"] = drop_text(batch["text"], tc.seed, step, micro, dist.rank, tc.text_dropout)
-            frames = batch["frames"]
-            if tc.augment:
-                gen = torch.Generator(device="cpu").manual_seed(
-                    ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
-                frames = augment_frames(frames, gen)
-            last_micro = micro == tc.grad_accum - 1
-            ctx = net.no_sync() if (not last_micro and dist.world > 1) else _null()
-            with ctx, autocast:
-                loss, stats = fwd(batch, frames, tc.z_loss, tc.press_weight, tc.aux_weight if aux_on else 0.0,
-                                  tc.press_slack, slack_groups)
-                (loss / tc.grad_accum).backward()
-            loss_sum += float(loss.detach()) / tc.grad_accum
-            aux_sum += float(stats.get("aux", 0.0)) / tc.grad_accum
-            nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss_sum, aux_sum, nll_sum, grad_norm
-
     batches = Batches(tc, sequence, dist, epoch, position)
-    slack_groups = _slack_groups(tc, schema, sequence)
-    data_at_step = (batches.epoch, batches.position)  # the data position after the last finished step
-    stop = min(tc.max_steps, tc.stop_at or tc.max_steps)
-    model.train()
-    last_val, t_last, s_last = {}, time.perf_counter(), step
-    record, saved_step = {}, step
-    from contra_bc.signals import StopSignals
+    checkpoint_config = {"preset": tc.preset, "model": asdict(model_cfg), "action_schema": schema.to_json(),
+                         "text_encoder": {"id": encoder.id, "dim": encoder.dim},
+                         "dataset": {"path": str(tc.dataset), "game": info.get("game"), "buttons": info["buttons"],
+                                     "frame_size": info.get("frame_size"), "fps": info.get("fps")},
+                         "texts": texts, "train": asdict(tc), "parameters": count_parameters(model),
+                         "aux_variables": ds.aux_variables if aux_on else []}
 
-    # Ctrl-C and SIGTERM stop between steps: the step in flight finishes, then its state is saved
-    with StopSignals() as signals:
+    def save(at_step: int, data_position: tuple) -> None:
+        if dist.main:
+            tensors, scalars = training_state(opt, at_step, *data_position)
+            ckfmt.save_checkpoint(run, at_step, {**checkpoint_config, "step": at_step},
+                                  {"model": model.state_dict(), "text_table": {"embeddings": table},
+                                   "training_state": tensors}, {"training_state": scalars})
+
+    # ---- the run folder: written from here on; a run that ends with an error before its first
+    # checkpoint leaves nothing behind
+    made_run_dir = not run.exists()
+    if dist.main and not (tc.resume or run.is_dir()) and not atomic.claim_dir(run):
+        raise UserError(f"{run} appeared with files in it while training started; choose a new --out.")
+    if dist.main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_json(run / "config.json", {"train": asdict(tc), "model": asdict(model_cfg), "world_size": dist.world})
+
+    # ---- the loop: Ctrl-C and SIGTERM stop between steps; the step in flight finishes and is saved
+    stop = min(tc.max_steps, tc.stop_at or tc.max_steps)
+    data_position = (batches.epoch, batches.position)  # after the last finished step
+    model.train()
+    last_val, record, saved_step = {}, {}, step
+    t_last, s_last = time.perf_counter(), step
+    with StopSignals() as signals, _discard_run_without_checkpoint(run, tc, dist.main, made_run_dir):
         try:
             while step < stop and not signals.requested:
                 lr = lr_at(step, base_lr, tc)
-                loss_sum, aux_sum, nll_sum, grad_norm = optimizer_step(step, lr)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                loss_sum, aux_sum, change_sum, nll_sum = 0.0, 0.0, 0.0, [0.0] * len(schema.groups)
+                for micro in range(tc.grad_accum):  # one optimizer step over --grad-accum micro-batches
+                    batch = _to(batches.next(), device)
+                    if not aux_on:
+                        batch.pop("aux", None)
+                    batch["text"] = drop_text(batch["text"], tc.seed, step, micro, dist.rank, tc.text_dropout)
+                    frames = batch["frames"]
+                    if tc.augment:
+                        gen = torch.Generator(device="cpu").manual_seed(
+                            ((tc.seed * 1_000_003 + step) * 64 + micro) * 1024 + dist.rank)
+                        frames = augment_frames(frames, gen)
+                    sync = micro == tc.grad_accum - 1 or dist.world == 1
+                    with (contextlib.nullcontext() if sync else net.no_sync()), autocast:
+                        loss, stats = forward(batch, frames, tc.z_loss, tc.press_weight,
+                                              tc.aux_weight if aux_on else 0.0, tc.press_slack, slack_groups,
+                                              tc.change_weight if change_on else 0.0)
+                        (loss / tc.grad_accum).backward()
+                    loss_sum += float(loss.detach()) / tc.grad_accum
+                    aux_sum += float(stats.get("aux", 0.0)) / tc.grad_accum
+                    change_sum += float(stats.get("change", 0.0)) / tc.grad_accum
+                    nll_sum = [a + float(b) / tc.grad_accum for a, b in zip(nll_sum, stats["nll"])]
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
                 step += 1
-                data_at_step = (batches.epoch, batches.position)
+                data_position = (batches.epoch, batches.position)
                 if not dist.main:
                     continue
-                now = time.perf_counter()
                 record = {"kind": "train", "step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
                           **{f"nll/{g.name}": v for g, v in zip(schema.groups, nll_sum)}}
                 if aux_on:
                     record["aux"] = aux_sum
+                if change_on:
+                    record["change"] = change_sum
                 if step % tc.log_every == 0 or step == stop:
+                    now = time.perf_counter()
                     record["steps_per_s"] = (step - s_last) / max(1e-9, now - t_last)
                     record["samples_per_s"] = record["steps_per_s"] * tc.batch_size * tc.grad_accum * dist.world
                     t_last, s_last = now, step
@@ -688,20 +672,20 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                         append_metrics(run, {"kind": "val", "step": step, **last_val})
                     draw_loss_png(run)
                 if step % tc.save_every == 0 or step == stop:
-                    save(step)
+                    save(step, data_position)
                     saved_step = step
                 if on_step:
                     on_step(step, stop, record)
         except BaseException:
-            if signals.requested:  # a data-loader worker that died of the same Ctrl-C is part of the stop
-                if dist.main and step > saved_step:
-                    save(step)
-                raise KeyboardInterrupt from None
-            raise
-    if signals.requested:
-        if dist.main and step > saved_step:
-            save(step)
-        raise KeyboardInterrupt
+            if not signals.requested:
+                raise
+            # a data-loader worker that died of the same Ctrl-C is part of the stop
+        if signals.requested:
+            if step > saved_step:
+                save(step, data_position)
+            raise KeyboardInterrupt
+
+    # ---- the end
     if dist.world > 1:
         import torch.distributed as tdist
 
@@ -712,9 +696,18 @@ def train(tc: TrainConfig, on_step=None) -> dict:
             if dist.main and (run / "last").exists() else None}
 
 
-class _null:
-    def __enter__(self):
-        return self
+@contextlib.contextmanager
+def _discard_run_without_checkpoint(run: Path, tc: TrainConfig, main: bool, made_run_dir: bool):
+    """An error before a new run's first checkpoint (a damaged row group found while training) removes
+    what the run wrote, so no empty run folder is left to be mistaken for a run."""
+    try:
+        yield
+    except UserError:
+        if main and not tc.resume and not (run / "last").exists():
+            for name in ("config.json", METRICS, "loss.png"):
+                (run / name).unlink(missing_ok=True)
+            if made_run_dir and run.is_dir() and not any(run.iterdir()):
+                run.rmdir()
+        raise
 
-    def __exit__(self, *a):
-        return False
+

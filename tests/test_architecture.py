@@ -111,3 +111,36 @@ def test_formats_depend_only_on_formats_and_errors():
     bad = [f"{file}:{line}: {a} imports {b}" for a, b, file, line in graph()
            if a.startswith("contra_bc.formats") and not (b.startswith("contra_bc.formats") or b in allowed)]
     assert not bad, "\n".join(bad)
+
+
+# options a command declares itself because they are no setting of the command's work
+OWN_OPTIONS = {"train": {"--config", "--resume", "--json"}}
+
+
+def test_every_option_is_a_config_field_and_every_field_an_option():
+    """Options are declared once (contra_bc/config.py): each command's options are exactly the fields of
+    its config class that carry flags, with the same flags and help; nothing is declared twice."""
+    import dataclasses
+
+    import typer.main
+
+    from contra_bc.cli import app
+    from contra_bc.options import option_fields
+
+    group = typer.main.get_command(app)
+    checked = 0
+    for name, cmd in group.commands.items():
+        callback = next(c.callback for c in app.registered_commands if (c.name or c.callback.__name__.replace(
+            "_", "-")) == name)
+        cls = getattr(callback, "config_class", None)
+        assert cls is not None, f"`{name}` declares its options outside contra_bc/config.py"
+        options = {p.opts[0]: p for p in cmd.params if p.param_type_name == "option"}
+        fields = {f.metadata["flags"][0].split("/")[0]: f for f in option_fields(cls)}
+        own = OWN_OPTIONS.get(name, set())
+        assert set(options) - own == set(fields), (name, set(options) ^ set(fields))
+        for flag, f in fields.items():
+            assert f.metadata["help"] in (options[flag].help or ""), (name, flag)
+            assert f.name in {x.name for x in dataclasses.fields(cls)}
+        checked += 1
+    assert checked == 12  # games, record, replay-verify, downsample-check, annotate, build-dataset, train, play,
+    #                       causality-score, render, export, report

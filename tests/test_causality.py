@@ -99,12 +99,12 @@ def test_score_is_measured_at_the_documented_positions(tiny_run):
     """Perturbing only frames AFTER a chunk's scored step cannot change the score; before it, it does."""
     import torch
 
-    from contra_bc.causality import ScoreConfig, chunk_batch, group_logprobs, iterate_batches, kl_at, scored_positions
+    from contra_bc.causality import CausalityConfig, chunk_batch, group_logprobs, iterate_batches, kl_at, scored_positions
     from contra_bc.model.policy import load_policy
 
     run, dataset = tiny_run
     policy = load_policy(run)
-    cfg = ScoreConfig(chunks=2, batch=2, batches=1, p=1.0)
+    cfg = CausalityConfig(chunks=2, batch=2, batches=1, p=1.0)
     batch = next(iterate_batches(dataset, cfg, policy.history * 2, 0))
     valid = batch["valid"].numpy()
     positions = scored_positions(valid, 2)

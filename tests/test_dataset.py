@@ -311,7 +311,7 @@ def test_a_resumed_build_does_not_reuse_shards_of_a_replaced_recording():
 
 
 def test_a_video_segment_from_another_recording_is_refused(recs, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
+    a = tmp_path / "a"
     shutil.copytree(recs["air"][0], a)
     (a / "annotations.json").unlink(missing_ok=True)
     for seg in sorted((recs["air"][1] / "video").glob("*.mkv")):  # b's pictures under a's name

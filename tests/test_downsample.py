@@ -96,7 +96,7 @@ def test_report_reads_stage_outputs(per_frame_runs, tmp_path):
     code, report = run_json("report", run_dir)
     assert code == 0
     assert report["downsample"]["headline"] == "0 of 0 winning runs fail when downsampled"
-    assert report["policies"] == {} and report["verdict"] is None
+    assert report["evaluations"] == {} and report["verdict"] is None
     text = (run_dir / "report.md").read_text()
     assert "0 of 0 winning runs fail" in text and "report-images/" in text
     (run_dir / "causality.json").write_text("{broken")

@@ -329,3 +329,110 @@ def test_press_slack_leaves_out_the_up_steps_just_before_a_press():
     assert float(slack) != float(plain)
     assert float(other) == pytest.approx(float(plain), rel=1e-6)  # only the named groups get slack
     assert all(torch.equal(a, b) for a, b in zip(stats["nll"], sstats["nll"]))  # reported nll keeps every step
+
+
+def test_steps_to_change_counts_to_the_next_press_or_release():
+    from contra_bc.model.model import steps_to_change
+
+    a = torch.tensor([[0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0]])  # a tap at 3, a hold from 8 to 12
+    label, known = steps_to_change(a, 4)
+    assert label[0].tolist() == [4, 2, 1, 0, 0, 3, 2, 1, 0, 4, 3, 2, 1, 0]
+    # step 0 has no step before it; every other step has its change, or H steps without one, in the window
+    assert known[0].tolist() == [False] + [True] * 13
+    label, known = steps_to_change(torch.tensor([[0, 0, 0, 0, 0, 0]]), 4)
+    assert known[0].tolist() == [False, True, True, False, False, False]  # later: the window ends too soon
+
+
+def test_change_head_learns_from_the_chosen_actions_and_only_adds_to_the_loss():
+    import torch.nn.functional as F
+
+    from contra_bc.model.model import steps_to_change
+
+    a_bit = 1 << 8
+    model = make_model()
+    a_group = [g.name for g in model.schema.groups].index("A")
+    with_head = make_model(change_horizon=3, change_groups=[a_group])
+    batch = make_batch(model, B=1, T=8)
+    batch["actions"] = torch.tensor([[0, 0, 0, 0, a_bit, 0, 0, 0]])    # what ran: the tap one step late
+    batch["targets"] = torch.tensor([[0, 0, 0, a_bit, 0, 0, 0, 0]])    # what was chosen: a tap at 3
+    with torch.no_grad():
+        plain, _ = with_head.loss(batch, z_loss=0.0)
+        total, stats = with_head.loss(batch, z_loss=0.0, change_weight=0.5)
+        h, targets = with_head.a_in_states(batch)
+    assert float(total) == pytest.approx(float(plain) + 0.5 * float(stats["change"]), rel=1e-5)
+    label, known = steps_to_change(targets[..., a_group], 3)
+    assert label[0].tolist() == [3, 2, 1, 0, 0, 3, 3, 3] and known[0].tolist() == [False] + [True] * 5 + [False] * 2
+    with torch.no_grad():
+        logits = with_head.change_head(h.float())[0]                # [T, H+1]: one group
+        ce = F.cross_entropy(logits, label[0], reduction="none")
+    assert float(stats["change"]) == pytest.approx(float(ce[known[0]].mean()), rel=1e-5)
+    # a model without the head: the same action loss, nothing else reported
+    _, stats = model.loss(batch, z_loss=0.0, change_weight=0.5)
+    assert "change" not in stats
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_the_static_decision_path_equals_policy_act_over_an_episode_longer_than_the_window(temperature):
+    """model/static.py (the GPU path: ring cache written in place, fixed shapes, no host syncs) decides
+    as Policy.act does: the same probabilities, and at temperature 0 the same actions, for 3 windows'
+    worth of steps, with an instruction and with executed actions that were not the policy's choice."""
+    from contra_bc.model.policy import Policy
+
+    model = make_model(history=5)
+    config = {"texts": ["a", "b", "c"]}
+    eager, static = Policy(model, config, "cpu"), Policy(model, config, "cpu", static=True, capture=False)
+    assert not eager.static and static.static
+    g = torch.Generator().manual_seed(7)
+    frames = torch.randint(0, 256, (16, 192, 192, 3), dtype=torch.uint8, generator=g).numpy()
+    for instruction in (None, "b"):
+        eager.reset(instruction=instruction)
+        static.reset(instruction=instruction)
+        for t in range(18):
+            frame = frames[t % len(frames)]
+            a1, i1 = eager.act(frame, temperature=temperature, generator=torch.Generator().manual_seed(t))
+            a2, i2 = static.act(frame, temperature=temperature, generator=torch.Generator().manual_seed(t))
+            # later groups are decoded given the classes sampled before them: equal when both took the argmax
+            compared = list(i1["probs"]) if temperature == 0 else list(i1["probs"])[:1]
+            for name in compared:
+                assert np.allclose(i1["probs"][name], i2["probs"][name], atol=2e-5), (t, name)
+            if temperature == 0:
+                assert a1 == a2, t
+            # both go on from the same executed action: sometimes not the one chosen (sticky, a takeover)
+            executed = a1 if t % 4 else int(torch.randint(0, 1 << 9, (), generator=g)) & model.schema.known_mask
+            eager.observe_action(executed)
+            static.observe_action(executed)
+
+
+def test_gumbel_noise_samples_the_softmax():
+    """The static path samples argmax(logits / T + Gumbel noise): the softmax's distribution."""
+    from contra_bc.model.static import gumbel
+
+    logits = torch.tensor([1.5, 0.2, -0.7, 0.0])
+    gen = torch.Generator().manual_seed(3)
+    for temperature in (1.0, 0.5):
+        picks = torch.stack([(logits / temperature + gumbel((4,), gen, "cpu")).argmax() for _ in range(20000)])
+        freq = torch.bincount(picks, minlength=4).float() / len(picks)
+        assert torch.allclose(freq, torch.softmax(logits / temperature, 0), atol=0.015), (temperature, freq)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # flex_attention warns that it runs unfused outside torch.compile
+def test_flex_attention_block_masks_equal_the_dense_mask():
+    """The fused training path (FlexAttention block masks, used on CUDA) computes what the dense
+    boolean mask does: the same logits, with padded steps and a window shorter than the sequence."""
+    model = make_model(history=3)
+    batch = make_batch(model, B=2, T=7)
+    batch["valid"][1, 5:] = False  # the second sequence ends at step 5: padding
+    with torch.no_grad():
+        dense = model.action_logits(batch)
+        model.attention = "flex"
+        try:
+            flex = model.action_logits(batch)
+        finally:
+            model.attention = "dense"
+    for d, f in zip(dense, flex):
+        assert torch.allclose(d[batch["valid"]], f[batch["valid"]], atol=1e-4), (d - f).abs().max()
+    narrower = make_model(history=2)  # the same weights with another window: the comparison can tell
+    narrower.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        other = narrower.action_logits(batch)
+    assert not torch.allclose(dense[0][batch["valid"]], other[0][batch["valid"]], atol=1e-4)

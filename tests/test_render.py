@@ -322,9 +322,9 @@ def test_report_clips_show_the_best_and_worst_agent_episode_beside_the_expert(ou
          "temperature": 0.25, "policies": {"agent": summary}, "episodes_detail": {"agent": episodes}}))
     images = run_dir / "report-images"
     images.mkdir()
-    clips = dict((Path(rel).name, label) for label, rel in _clips(run_dir, images))
+    clips = dict((Path(rel).name, label) for label, rel in _clips(run_dir, images, "eval"))
     assert set(clips) == {"agent-best.gif", "agent-worst.gif"}
-    assert "best evaluation episode" in clips["agent-best.gif"]
+    assert "best episode of eval/ (clean starts)" in clips["agent-best.gif"]
     frames, _ = gif_frames(images / "agent-best.gif")
     assert len(frames) == min(CLIP_STEPS, 120)  # no death in these runs: the last steps of each
     assert frames[0].shape[1] > 2 * 240  # agent and expert side by side

@@ -6,6 +6,6 @@ hand-written `| Start | End | Text |` table is imported. Both end as an
 annotations file (contra_bc/formats/annotations.py).
 """
 
-from contra_bc.annotate.run import PRICE_INPUT, PRICE_OUTPUT, Settings, annotate, import_table, table_rows
+from contra_bc.annotate.run import Settings, annotate, import_table, table_rows
 
-__all__ = ["PRICE_INPUT", "PRICE_OUTPUT", "Settings", "annotate", "import_table", "table_rows"]
+__all__ = ["Settings", "annotate", "import_table", "table_rows"]

@@ -24,42 +24,54 @@ from contra_bc.annotate import gemini
 from contra_bc.annotate.prompt import Prompt, clip_context, load_prompt
 from contra_bc.annotate.response import AnswerError, apply_cooldown, parse_answer
 from contra_bc.annotate.table import read_table
+from contra_bc.config import AnnotateConfig
 from contra_bc.errors import UserError
 from contra_bc.formats.annotations import (annotations_path, make_entries, recording_ref, validate, video_sha1,
                                            write_annotations)
 from contra_bc.formats.recording import find_recordings, read_recording
 
-# Gemini 3 Flash preview list prices in USD per million tokens (standard tier, checked
-# when this was written; pass --price-input/--price-output for current ones).
-PRICE_INPUT = 0.50
-PRICE_OUTPUT = 3.00   # output and thinking tokens
 MEDIA_RESOLUTIONS = ("low", "medium", "high")
 THINKING_LEVELS = ("minimal", "low", "medium", "high")
 
 
 @dataclass
 class Settings:
+    """What one annotation run does; the defaults are the options' (contra_bc/config.py: AnnotateConfig).
+    The names ending in _s are seconds; they are stored in each annotations file's provenance."""
+
     model: str = field(default_factory=gemini.default_model)
     prompt_file: Path | None = None
     out_dir: Path | None = None
-    window_seconds: float = 60.0
-    sample_fps: float = 5.0
-    media_resolution: str = "medium"
-    thinking_level: str | None = "low"
-    max_output_tokens: int = 16384
-    cooldown_s: float = 8.0
-    crf: int = 28
-    inline_max_mb: float = 15.0
-    timeout_s: float = 300.0
-    retries: int = 5
-    retry_base_s: float = 2.0
-    file_active_timeout_s: float = 300.0
-    concurrency: int = 4
-    price_input: float = PRICE_INPUT
-    price_output: float = PRICE_OUTPUT
+    window_seconds: float = AnnotateConfig.window_seconds
+    sample_fps: float = AnnotateConfig.sample_fps
+    media_resolution: str = AnnotateConfig.media_resolution
+    thinking_level: str | None = AnnotateConfig.thinking_level  # None: as little thinking as the model allows
+    max_output_tokens: int = AnnotateConfig.max_output_tokens
+    cooldown_s: float = AnnotateConfig.cooldown
+    crf: int = 28  # the clips' H.264 quality: not an option
+    inline_max_mb: float = AnnotateConfig.inline_max_mb
+    timeout_s: float = AnnotateConfig.timeout
+    retries: int = AnnotateConfig.retries
+    retry_base_s: float = AnnotateConfig.retry_base
+    file_active_timeout_s: float = AnnotateConfig.file_active_timeout
+    concurrency: int = AnnotateConfig.concurrency
+    price_input: float = AnnotateConfig.price_input
+    price_output: float = AnnotateConfig.price_output
     force: bool = False
     batch: bool = False
-    batch_timeout_s: float = 86400.0
+    batch_timeout_s: float = AnnotateConfig.batch_timeout
+
+    @classmethod
+    def from_config(cls, cfg: AnnotateConfig) -> "Settings":
+        level = cfg.thinking_level.lower()
+        return cls(model=cfg.model or gemini.default_model(), prompt_file=cfg.prompt, out_dir=cfg.out_dir,
+                   window_seconds=cfg.window_seconds, sample_fps=cfg.sample_fps,
+                   media_resolution=cfg.media_resolution.lower(), thinking_level=None if level == "off" else level,
+                   max_output_tokens=cfg.max_output_tokens, cooldown_s=cfg.cooldown, inline_max_mb=cfg.inline_max_mb,
+                   timeout_s=cfg.timeout, retries=cfg.retries, retry_base_s=cfg.retry_base,
+                   file_active_timeout_s=cfg.file_active_timeout, concurrency=cfg.concurrency,
+                   price_input=cfg.price_input, price_output=cfg.price_output, force=cfg.force, batch=cfg.batch,
+                   batch_timeout_s=cfg.batch_timeout)
 
     def check(self) -> None:
         if self.media_resolution not in MEDIA_RESOLUTIONS:

@@ -52,6 +52,8 @@ def _jump(lead: int, hold: int, direction: int = RIGHT) -> Move:
     return move
 
 
+TAP_HOLDS = (1, 2)  # frames of A for a low hop (a mine under a laser ceiling: 3 frames rise into the laser)
+
 # Where a steady expert takes off: px from the player's centre to the hazard's first column.
 # (A pit is cleared by a full jump from 0-15 px before it, a mine under a laser by a tap from 0-8.)
 STEADY_TAKEOFF = {" ": 8, "*": 3, "^": 4}
@@ -72,11 +74,13 @@ class ExpertOutpost:
         self.fire_phase = self.rng.randrange(self.fire_period)
         self.frame = 0
         self.plan: deque = deque()
+        self.tap_holds = TAP_HOLDS
 
     def reset(self, emu) -> None:
         self.rng = random.Random(self.seed)
         self.frame = 0
         self.plan.clear()
+        self.tap_holds = TAP_HOLDS
 
     # -- per-frame decision ---------------------------------------------------------------
     def act(self, emu) -> int:
@@ -93,6 +97,15 @@ class ExpertOutpost:
         if not self.plan:
             return RIGHT | self._fire(frame)
         return self.plan.popleft()[0]
+
+    def observe_executed(self, action: int, chosen: int) -> None:
+        """The emulator ran another action than the one handed out (sticky actions): plan again from
+        where the game is now, as a player who feels the jump did not start presses again. From then
+        on taps are one frame: a repeated release makes a tap a frame longer, and a 3-frame hop under
+        a laser ceiling dies, so only the shortest tap leaves room for one repeat."""
+        if (action ^ chosen) & ~B:  # where only a shot's timing changed, the course is the same
+            self.plan.clear()
+        self.tap_holds = (1,)
 
     def _fire(self, frame: int) -> int:
         return B if (frame - self.fire_phase) % self.fire_period < self.fire_press else 0
@@ -184,18 +197,18 @@ class ExpertOutpost:
             moves += [_jump(k, rng.randint(18, 20) if self.steady else rng.randint(16, 20)) for k in leads[:6]]
         elif hazard == "*":  # a mine under a laser ceiling: only a low hop fits
             leads = order(list(range(0, max(1, distance + 2))))
-            moves += [_jump(k, rng.choice([1, 2])) for k in leads[:6]]
+            moves += [_jump(k, rng.choice(self.tap_holds)) for k in leads[:6]]
         else:  # an open mine field: any jump that is long enough
             leads = order(list(range(0, max(1, distance + 2))))
-            moves += [_jump(k, rng.choice([1, 2, rng.randint(3, 20)])) for k in leads[:8]]
+            moves += [_jump(k, rng.choice([*self.tap_holds, rng.randint(3, 20)])) for k in leads[:8]]
         fallbacks = [
             _run(rng.randint(4, 12)),
-            _jump(rng.randint(0, 8), rng.choice([1, 2])),
-            _jump(rng.randint(0, 8), rng.choice([1, 2])),
+            _jump(rng.randint(0, 8), rng.choice(self.tap_holds)),
+            _jump(rng.randint(0, 8), rng.choice(self.tap_holds)),
             _jump(rng.randint(0, 6), rng.randint(16, 20)),
             _run(rng.randint(4, 10), direction=LEFT),
             _run(rng.randint(4, 16), direction=0),
-            _jump(0, rng.choice([1, 2]), direction=0),
+            _jump(0, rng.choice(self.tap_holds), direction=0),
         ]
         return moves + fallbacks
 

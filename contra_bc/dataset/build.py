@@ -25,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from contra_bc.config import BuildConfig
 from contra_bc.dataset.quality import QualityFilter, judge, measure
 from contra_bc.errors import UserError
 from contra_bc.formats import annotations as ann
+from contra_bc.formats import atomic
 from contra_bc.formats import dataset as fmt
 from contra_bc.formats.recording import VAR_PREFIX, find_recordings, read_recording
 
@@ -36,17 +38,30 @@ TRAINED_ACTORS = ("human", "script", "corrector")
 
 @dataclass
 class BuildOptions:
+    """What one build does; the defaults are the options' (contra_bc/config.py: BuildConfig)."""
+
     annotations_dir: str | None = None
     require_annotations: bool = False
-    val_fraction: float = 0.1
-    seed: int = 0
-    frame_size: int = 192
+    val_fraction: float = BuildConfig.val_fraction
+    seed: int = BuildConfig.seed
+    frame_size: int = BuildConfig.frame_size
     workers: int = 0
     verify: bool = False
     include_incomplete: bool = False
     append: bool = False
     aux: tuple = ()                   # game variables stored per frame for the encoder's auxiliary loss
     quality: QualityFilter = field(default_factory=QualityFilter)
+
+    @classmethod
+    def from_config(cls, cfg: BuildConfig) -> "BuildOptions":
+        return cls(annotations_dir=str(cfg.annotations) if cfg.annotations else None,
+                   require_annotations=cfg.require_annotations, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                   frame_size=cfg.frame_size, workers=cfg.workers, verify=cfg.verify,
+                   include_incomplete=cfg.include_incomplete, append=cfg.append,
+                   aux=tuple(v.strip() for v in cfg.aux.split(",") if v.strip()),
+                   quality=QualityFilter(max_hold_fraction=cfg.max_hold_fraction,
+                                         min_changes_per_minute=cfg.min_changes_per_minute,
+                                         min_steps=cfg.filter_min_steps, enabled=not cfg.no_filter))
 
 
 @dataclass
@@ -97,6 +112,7 @@ def convert(job: ConvertJob) -> dict:
     expected = [rec.meta["first_frame_hash"]] + list(rec.column("frame_hash")[:job.length - 1])
     actors = rec.column("actor")[:job.length]
     actions = rec.actions[:job.length]
+    chosen = rec.chosen_actions[:job.length]
     loss = np.isin(actors, TRAINED_ACTORS)
     size = (job.frame_size, job.frame_size)
     aux = None
@@ -120,7 +136,7 @@ def convert(job: ConvertJob) -> dict:
                                     f"renamed or damaged. Check it with `contra-bc replay-verify {rec.path} "
                                     f"--check-video`, re-record it, or leave it out of the dataset.")
                 writer.add(actions[n], job.text_index[n], loss[n], preprocess_frame(frame, job.frame_size),
-                           None if aux is None else aux[n])
+                           None if aux is None else aux[n], chosen[n])
                 n += 1
             if n != job.length:
                 raise UserError(f"{rec.path} has {job.length} steps but its video holds only {n} frames; the "
@@ -260,7 +276,7 @@ def _existing_dataset(out: Path, opts: BuildOptions):
     """(info, episodes, texts, options) of the dataset --append adds to (None, [], [] for a new one);
     the options take the dataset's aux variables. UserError if ``out`` would be overwritten."""
     if not opts.append:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not atomic.check_new_dir(out):
             what = "a dataset" if (out / fmt.INFO).is_file() else "not empty"
             raise UserError(f"{out} already exists and is {what}; build-dataset never overwrites. Add recordings "
                             f"to it with --append, or choose a new --out.")
@@ -268,6 +284,11 @@ def _existing_dataset(out: Path, opts: BuildOptions):
     if not out.exists():
         return None, [], [], opts
     info = fmt.read_info(out)
+    if info["format_version"] != fmt.VERSION:
+        raise UserError(f"{out} is dataset format v{info['format_version']}, made by an older contra-bc; new shards "
+                        f"are v{fmt.VERSION} (they keep each step's chosen action beside the executed one), and one "
+                        f"dataset holds one format. Build a new dataset from all the recordings: `contra-bc "
+                        f"build-dataset OLD_RECORDINGS... NEW_RECORDINGS... --out NEW_DATASET`.")
     episodes = fmt.read_episodes(out, info)
     texts = fmt.read_texts(out, info)
     if info["frame_size"] != [opts.frame_size, opts.frame_size]:

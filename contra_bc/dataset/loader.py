@@ -2,7 +2,9 @@
 
     ds = DatasetReader(path)                      # info, texts, episodes
     wd = WindowDataset(path, split="train", window=32)
-    item = wd[0]    # frames uint8 [T,H,W,3], actions int64 [T], text int64 [T] (-1 none),
+    item = wd[0]    # frames uint8 [T,H,W,3], actions int64 [T] (executed: the history a policy sees),
+                    # targets int64 [T] (what training learns: the chosen actions, or with
+                    # learn="executed" the executed ones), text int64 [T] (-1 none),
                     # loss_mask bool [T], valid bool [T], episode int64, start int64,
                     # aux float32 [T, n] (only for a dataset built with --aux)
     loader = make_loader(path, split="train", window=32, batch_size=8, seed=0, workers=2)
@@ -28,6 +30,7 @@ from contra_bc.errors import UserError
 from contra_bc.formats import dataset as fmt
 
 _COLUMNS = ["action", "text_index", "loss_mask", "frame"]
+LEARN = ("chosen", "executed")  # which action of a step training learns (they differ on perturbed steps)
 
 
 class DatasetReader:
@@ -45,7 +48,9 @@ class DatasetReader:
         h, w = self.info["frame_size"]
         self.frame_shape = (h, w, 3)
         self.aux_variables = fmt.aux_variables(self.info)
-        self._columns = _COLUMNS + (["aux"] if self.aux_variables else [])
+        self.chosen_column = "chosen_action" if fmt.has_chosen_actions(self.info) else "action"
+        self._columns = _COLUMNS + (["chosen_action"] if self.chosen_column != "action" else []) + \
+            (["aux"] if self.aux_variables else [])
         self.cache_groups = cache_groups
         self._files: dict = {}
         self._cache: OrderedDict = OrderedDict()
@@ -103,6 +108,7 @@ class DatasetReader:
                                 offset=frames.offset * width)
             group = {
                 "action": table.column("action").to_numpy(zero_copy_only=False).astype(np.int64),
+                "chosen": table.column(self.chosen_column).to_numpy(zero_copy_only=False).astype(np.int64),
                 "text": table.column("text_index").fill_null(-1).to_numpy().astype(np.int64),
                 "loss_mask": table.column("loss_mask").to_numpy(zero_copy_only=False).astype(bool),
                 "frame": raw.reshape((len(frames),) + self.frame_shape),
@@ -113,7 +119,7 @@ class DatasetReader:
             raise UserError(f"{self.path / rel} is damaged: row group {g} cannot be read ({exc}). Rebuild the "
                             f"dataset with `contra-bc build-dataset`.") from None
         allowed = sum(1 << i for i, b in enumerate(self.info["buttons"]) if b)
-        if ((group["action"] < 0) | (group["action"] & ~allowed != 0)).any():
+        if any(((group[k] < 0) | (group[k] & ~allowed != 0)).any() for k in ("action", "chosen")):
             raise UserError(f"{self.path / rel} holds actions on buttons the dataset does not have "
                             f"({self.info['buttons']}); the shard is damaged. Rebuild the dataset.")
         if ((group["text"] < -1) | (group["text"] >= len(self.texts))).any():
@@ -124,8 +130,33 @@ class DatasetReader:
             self._cache.popitem(last=False)
         return group
 
+    def check_values(self) -> None:
+        """Every row's actions and text index in range (columns only, no frame is decoded); UserError naming
+        the first data file that is not, so a command refuses a damaged dataset before it writes anything."""
+        import pyarrow as pa
+
+        allowed = sum(1 << i for i, b in enumerate(self.info["buttons"]) if b)
+        columns = ["action", "text_index"] + (["chosen_action"] if self.chosen_column != "action" else [])
+        for rel in dict.fromkeys(e["data_file"] for e in self.episodes):
+            pf, _ = self._file(rel)
+            try:
+                table = pf.read(columns=columns, use_threads=False)
+            except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+                raise UserError(f"{self.path / rel} is damaged: its columns cannot be read ({exc}). Rebuild the "
+                                f"dataset with `contra-bc build-dataset`.") from None
+            for name in columns[:1] + columns[2:]:
+                values = table.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
+                if ((values < 0) | (values & ~allowed != 0)).any():
+                    raise UserError(f"{self.path / rel} holds actions on buttons the dataset does not have "
+                                    f"({self.info['buttons']}); the shard or meta/info.json was changed. Rebuild "
+                                    f"the dataset with `contra-bc build-dataset`.")
+            text = table.column("text_index").fill_null(-1).to_numpy().astype(np.int64)
+            if ((text < -1) | (text >= len(self.texts))).any():
+                raise UserError(f"{self.path / rel} holds text indices outside the dataset's {len(self.texts)} "
+                                f"texts; the shard or meta/texts.parquet was changed. Rebuild the dataset.")
+
     def actions(self, episode_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """One episode's (action, loss_mask) columns, without decoding any frame."""
+        """One episode's chosen actions (what training learns) and loss_mask, without decoding any frame."""
         import pyarrow as pa
 
         ep = self.episodes[episode_index]
@@ -133,8 +164,8 @@ class DatasetReader:
         if getattr(self, "_actions_of", (None,))[0] != rel:  # a shard holds many episodes: read it once
             pf, _ = self._file(rel)
             try:
-                table = pf.read(columns=["action", "loss_mask"], use_threads=False)
-                self._actions_of = (rel, table.column("action").to_numpy().astype(np.int64),
+                table = pf.read(columns=[self.chosen_column, "loss_mask"], use_threads=False)
+                self._actions_of = (rel, table.column(self.chosen_column).to_numpy().astype(np.int64),
                                     table.column("loss_mask").to_numpy(zero_copy_only=False).astype(bool))
             except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
                 raise UserError(f"{self.path / rel} is damaged: its actions cannot be read ({exc}). "
@@ -158,14 +189,14 @@ class DatasetReader:
         return values[lo:lo + ep["length"]]
 
     def read(self, episode_index: int, start: int, stop: int) -> dict:
-        """Rows [start, stop) of one episode as numpy arrays (frame, action, text, loss_mask)."""
+        """Rows [start, stop) of one episode as numpy arrays (frame, action, chosen, text, loss_mask)."""
         ep = self.episodes[episode_index]
         if not 0 <= start <= stop <= ep["length"]:
             raise IndexError(f"rows {start}:{stop} outside episode {episode_index} (length {ep['length']})")
         rel = ep["data_file"]
         _, starts = self._file(rel)
         lo, hi = ep["file_row_start"] + start, ep["file_row_start"] + stop
-        parts = {k: [] for k in ("frame", "action", "text", "loss_mask") + (("aux",) if self.aux_variables else ())}
+        parts = {k: [] for k in ("frame", "action", "chosen", "text", "loss_mask") + (("aux",) if self.aux_variables else ())}
         g = int(np.searchsorted(starts, lo, side="right") - 1)
         while lo < hi:
             group = self._group(rel, g)
@@ -176,7 +207,7 @@ class DatasetReader:
             g += 1
         if not parts["frame"]:
             empty = {"frame": np.zeros((0,) + self.frame_shape, np.uint8), "action": np.zeros(0, np.int64),
-                     "text": np.zeros(0, np.int64), "loss_mask": np.zeros(0, bool)}
+                     "chosen": np.zeros(0, np.int64), "text": np.zeros(0, np.int64), "loss_mask": np.zeros(0, bool)}
             if self.aux_variables:
                 empty["aux"] = np.zeros((0, len(self.aux_variables)), np.float32)
             return empty
@@ -228,9 +259,12 @@ class WindowDataset(Dataset):
     """Map-style torch Dataset of fixed-length windows from one split."""
 
     def __init__(self, path, split: str | None = "train", window: int = 32, stride: int | None = None,
-                 jitter_seed: int | None = None, focus: int = 1):
+                 jitter_seed: int | None = None, focus: int = 1, learn: str = "chosen"):
         if window < 1 or (stride is not None and stride < 1):
             raise UserError(f"window and stride must be >= 1 (got window={window}, stride={stride}).")
+        if learn not in LEARN:
+            raise UserError(f"--learn must be one of {', '.join(LEARN)}, not {learn!r}.")
+        self.learn = learn
         self.reader = DatasetReader(path)
         self.window = int(window)
         self.stride = int(stride or window)
@@ -278,6 +312,8 @@ class WindowDataset(Dataset):
         frames[n:] = 0
         actions = np.zeros(t, np.int64)
         actions[:n] = rows["action"]
+        targets = np.zeros(t, np.int64)
+        targets[:n] = rows["chosen" if self.learn == "chosen" else "action"]
         text = np.full(t, -1, np.int64)
         text[:n] = rows["text"]
         loss = np.zeros(t, bool)
@@ -285,6 +321,7 @@ class WindowDataset(Dataset):
         valid = np.zeros(t, bool)
         valid[:n] = True
         item = {"frames": torch.from_numpy(frames), "actions": torch.from_numpy(actions),
+                "targets": torch.from_numpy(targets),
                 "text": torch.from_numpy(text), "loss_mask": torch.from_numpy(loss),
                 "valid": torch.from_numpy(valid), "episode": torch.tensor(episode, dtype=torch.int64),
                 "start": torch.tensor(start, dtype=torch.int64)}
@@ -331,18 +368,19 @@ class WindowBatches(Sampler):
 def make_loader(path, split: str | None = "train", window: int = 32, batch_size: int = 8,
                 shuffle: bool = True, seed: int = 0, workers: int = 2, stride: int | None = None,
                 drop_last: bool = False, rank: int = 0, world: int = 1, skip: int = 0, jitter: bool = False,
-                focus: int = 1):
+                focus: int = 1, learn: str = "chosen"):
     """A torch DataLoader over WindowDataset; the same seed gives the same batches.
 
     ``rank``/``world`` keep one data-parallel rank's share of the batches and ``skip`` passes
     over that many of them (see WindowBatches). ``jitter`` cuts the windows at offsets drawn
     from ``seed`` (training: every epoch sees other windows); ``focus`` > 1 repeats the windows that
-    hold a rare press that many times (see WindowDataset).
+    hold a rare press that many times (see WindowDataset); ``learn`` picks the targets: the actions
+    the actors chose (default) or the ones the emulator executed (they differ on perturbed steps).
     """
     from torch.utils.data import DataLoader
 
     dataset = WindowDataset(path, split=split, window=window, stride=stride, jitter_seed=seed if jitter else None,
-                            focus=focus)
+                            focus=focus, learn=learn)
     if len(dataset) == 0:
         raise UserError(f"The {split!r} split of {path} has no episodes with a trained-on step (every step "
                         f"an agent's, or no episodes at all). Rebuild with more recordings or another "

@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from contra_bc.config import BuildConfig
+
 DIRECTIONS = ("UP", "DOWN", "LEFT", "RIGHT")
 
 
 @dataclass(frozen=True)
 class QualityFilter:
-    max_hold_fraction: float = 0.9      # longest unbroken hold of a non-direction button / steps
-    min_changes_per_minute: float = 20.0
-    min_steps: int = 100                # shorter episodes are not judged (too little evidence)
+    max_hold_fraction: float = BuildConfig.max_hold_fraction  # longest unbroken hold of a non-direction button / steps
+    min_changes_per_minute: float = BuildConfig.min_changes_per_minute
+    min_steps: int = BuildConfig.filter_min_steps  # shorter episodes are not judged (too little evidence)
     enabled: bool = True
 
     def to_dict(self) -> dict:

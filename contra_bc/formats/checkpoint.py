@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 
 from contra_bc.errors import UserError
+from contra_bc.formats import fields as F
 from contra_bc.formats.atomic import fsync_file, write_json, write_text
 
 FORMAT = "contra-bc-checkpoint"
@@ -96,6 +97,20 @@ def resolve_checkpoint(path) -> Path:
                     "`last` file. Pass the --out directory of `contra-bc train` or one of its checkpoints/step-* dirs.")
 
 
+_POSITIVE = F.integer(at_least=1)
+# what a checkpoint's config.json must hold for play, --init and --resume (train writes more)
+CHECKPOINT_CONFIG = {
+    "model": F.mapping({
+        "d_model": _POSITIVE, "n_layers": _POSITIVE, "n_heads": _POSITIVE, "history": _POSITIVE,
+        "image_tokens": _POSITIVE, "frame_size": _POSITIVE, "text_dim": _POSITIVE, "dec_d_model": _POSITIVE,
+        "dec_layers": _POSITIVE, "dec_heads": _POSITIVE, "cnn_token_channels": _POSITIVE, "cnn_input_pool": _POSITIVE,
+        "cnn_width": F.number(above=0), "cnn_depth": F.number(above=0)}),
+    "action_schema": F.mapping({"buttons": F.button_list()}),
+    "dataset": F.absent_or(F.mapping()), "texts": F.absent_or(F.list_of(F.string(non_empty=False))),
+    "text_encoder": F.absent_or(F.mapping()), "train": F.absent_or(F.mapping()),
+}
+
+
 def read_config(ckpt: Path) -> dict:
     try:
         cfg = json.loads((Path(ckpt) / "config.json").read_text())
@@ -110,6 +125,8 @@ def read_config(ckpt: Path) -> dict:
         raise UserError(f"{ckpt} has checkpoint format version {version}, but this contra-bc reads version "
                         f"{FORMAT_VERSION}. Use the contra-bc release that wrote it, or retrain with "
                         "`contra-bc train DATASET --out RUN`.")
+    F.require_fields(cfg, CHECKPOINT_CONFIG, Path(ckpt) / "config.json", "checkpoint config",
+                     "The checkpoint is damaged; use an earlier one from the run's checkpoints/ directory or retrain.")
     return cfg
 
 
@@ -131,6 +148,65 @@ def read_json(ckpt: Path, stem: str) -> dict:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path} ({exc}); the checkpoint is damaged or has no training state. "
                         "Use an earlier checkpoint, or start a new run without --resume.")
+
+
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "text_table.safetensors", "training_state.safetensors",
+                    "training_state.json")
+_COUNT = F.integer(at_least=0)
+TRAINING_STATE = {
+    "step": _COUNT, "data_epoch": _COUNT, "data_position": _COUNT,
+    "optimizer": F.mapping({"param_groups": F.list_of(F.mapping(), min_len=1), "state_keys": F.mapping()}),
+    "rng_numpy": F.list_of(lambda v: None, min_len=4), "rng_python": F.list_of(lambda v: None, min_len=2),
+}
+
+
+def read_training_state(ckpt: Path) -> tuple[dict, dict]:
+    """(tensors, scalars) of a checkpoint's training state, the JSON's fields checked; UserError otherwise."""
+    scalars = read_json(ckpt, "training_state")
+    F.require_fields(scalars, TRAINING_STATE, Path(ckpt) / "training_state.json", "training state",
+                     "The checkpoint is damaged; resume from an earlier one (write its path, e.g. "
+                     "checkpoints/step-000100, into RUN/last) or start a new run.")
+    return read_tensors(ckpt, "training_state"), scalars
+
+
+def complete_checkpoints(run: Path) -> list[Path]:
+    """The run's checkpoint directories that hold every file a resume needs, oldest first."""
+    parent = Path(run) / "checkpoints"
+    if not parent.is_dir():
+        return []
+    found = [d for d in parent.glob("step-*") if d.is_dir() and all((d / f).is_file() for f in CHECKPOINT_FILES)]
+    return sorted(found, key=lambda d: d.name)
+
+
+def resume_checkpoint(run: Path) -> Path:
+    """The checkpoint `train --resume` continues from: the one RUN/last names, or where RUN/last is missing
+    or names nothing usable, the newest complete checkpoint. UserError when the run has none."""
+    run = Path(run)
+    try:
+        return resolve_checkpoint(run)
+    except UserError:
+        found = complete_checkpoints(run)
+        if not found:
+            raise UserError(f"--resume: {run} holds no complete checkpoint (checkpoints/step-*/ with "
+                            f"{', '.join(CHECKPOINT_FILES)}). Start a new run without --resume, or pass the --out "
+                            "directory of an earlier `contra-bc train`.") from None
+        return found[-1]
+
+
+def read_run_config(run: Path) -> dict:
+    """RUN/config.json (the resolved options of a run), checked: an object with a `train` table."""
+    path = Path(run) / "config.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{run} has no config.json, so it is not a run of `contra-bc train`.") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} ({exc}); the run's options are damaged. Restore the file, or pass "
+                        f"every option again on the command line with --config FILE.") from None
+    F.require_fields(doc, {"train": F.mapping()}, path, "run config",
+                     "Restore the file (each checkpoint's config.json holds a copy under `train`), or start a "
+                     "new run.")
+    return doc
 
 
 # ----------------------------------------------------------------------------- RUN/metrics.jsonl

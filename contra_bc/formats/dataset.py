@@ -5,8 +5,10 @@
     meta/episodes.parquet   one row per episode: where its rows are, length, outcome, split
     meta/texts.parquet      text_index -> instruction text
     data/chunk-CCC/file-FFF.parquet   one file per episode, one row per step:
-        episode_index, frame_index, index (global), action (bitmask over info["buttons"]),
-        text_index (null = no annotation), loss_mask, frame (raw H*W*3 uint8 bytes),
+        episode_index, frame_index, index (global), action (bitmask over info["buttons"]: what the
+        emulator executed, the action history a policy sees), text_index (null = no annotation),
+        loss_mask, frame (raw H*W*3 uint8 bytes), chosen_action (what the actor chose: differs from
+        action only on a perturbed step, e.g. sticky actions; what training learns by default; v2),
         aux (only when built with --aux: the named game variables at that frame, float32 list)
 
 Every parquet file is written with fixed settings (zstd, no dictionary, fixed row
@@ -26,7 +28,8 @@ from contra_bc.formats import atomic
 from contra_bc.formats import fields as F
 
 FORMAT = "contra-bc/dataset"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # v1 has no chosen_action column: every step's chosen action is its action
 INFO = Path("meta/info.json")
 EPISODES = Path("meta/episodes.parquet")
 TEXTS = Path("meta/texts.parquet")
@@ -40,10 +43,11 @@ INFO_KEYS = ("format", "format_version", "game", "platform", "fps", "frames_per_
              "sources", "build")
 
 
-def data_schema(frame_size: tuple[int, int], n_aux: int = 0):
+def data_schema(frame_size: tuple[int, int], n_aux: int = 0, version: int = VERSION):
     import pyarrow as pa
 
     h, w = frame_size
+    chosen = [pa.field("chosen_action", pa.int32(), nullable=False)] if version >= 2 else []
     aux = [pa.field("aux", pa.list_(pa.float32(), n_aux), nullable=False)] if n_aux else []
     return pa.schema([
         pa.field("episode_index", pa.int32(), nullable=False),
@@ -53,7 +57,12 @@ def data_schema(frame_size: tuple[int, int], n_aux: int = 0):
         pa.field("text_index", pa.int32(), nullable=True),
         pa.field("loss_mask", pa.bool_(), nullable=False),
         pa.field("frame", pa.binary(h * w * 3), nullable=False),
-    ] + aux)
+    ] + chosen + aux)
+
+
+def has_chosen_actions(info: dict) -> bool:
+    """Whether the data files hold a chosen_action column (format v2 on)."""
+    return int(info.get("format_version", VERSION)) >= 2
 
 
 def episodes_schema():
@@ -113,8 +122,8 @@ def write_parquet(path: Path, table, *, row_group_rows: int = ROW_GROUP_ROWS) ->
 class ShardWriter:
     """Writes one episode's data file row group by row group (bounded memory), atomically.
 
-    ``add(action, text_index, loss_mask, frame, aux)`` per step in order (``aux``: ``n_aux`` numbers, or
-    None when the dataset has no aux column); ``close()`` renames
+    ``add(action, text_index, loss_mask, frame, aux, chosen)`` per step in order (``aux``: ``n_aux`` numbers,
+    or None when the dataset has no aux column; ``chosen``: the actor's choice, None = ``action``); ``close()`` renames
     the finished file into place; ``abort()`` removes the temp file.
     """
 
@@ -134,11 +143,11 @@ class ShardWriter:
         self._rows: list[tuple] = []
         self.rows = 0
 
-    def add(self, action: int, text_index: int | None, loss_mask: bool, frame, aux=None) -> None:
+    def add(self, action: int, text_index: int | None, loss_mask: bool, frame, aux=None, chosen=None) -> None:
         self._frames[len(self._rows)] = frame.reshape(-1)
         if self.n_aux and (aux is None or len(aux) != self.n_aux):
             raise ValueError(f"a row of this shard needs {self.n_aux} aux values, got {aux!r}")
-        self._rows.append((int(action), text_index, bool(loss_mask), aux))
+        self._rows.append((int(action), text_index, bool(loss_mask), aux, int(action if chosen is None else chosen)))
         if len(self._rows) == ROW_GROUP_ROWS:
             self._flush()
 
@@ -161,6 +170,7 @@ class ShardWriter:
             pa.array([r[1] for r in self._rows], pa.int32()),
             pa.array([r[2] for r in self._rows], pa.bool_()),
             frames,
+            pa.array([r[4] for r in self._rows], pa.int32()),
         ] + aux, schema=self.schema)
         self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.rows += n
@@ -244,10 +254,10 @@ def validate_info(info: dict, where: Path) -> None:
                         f"{info.get('format') if isinstance(info, dict) else None!r}, expected {FORMAT!r}).")
     F.require_fields(info, {"format_version": F.integer()}, where, "dataset info file",
                      "It was edited or damaged; rebuild the dataset with `contra-bc build-dataset`.")
-    if info.get("format_version") != VERSION:
+    if info.get("format_version") not in READABLE_VERSIONS:
         raise UserError(f"{where} is dataset format v{info.get('format_version')}; this contra-bc "
-                        f"(v{__version__}) reads v{VERSION}. Rebuild the dataset with `contra-bc build-dataset` "
-                        f"or install the contra-bc version that wrote it.")
+                        f"(v{__version__}) reads v{', v'.join(map(str, READABLE_VERSIONS))}. Rebuild the dataset with "
+                        f"`contra-bc build-dataset` or install the contra-bc version that wrote it.")
     missing = [k for k in INFO_KEYS if k not in info]
     if missing:
         raise UserError(f"{where} lacks the keys {missing}; the dataset is damaged. Rebuild it.")
@@ -335,7 +345,7 @@ def validate_dataset(root: Path) -> dict:
     info = read_info(root)
     episodes = read_episodes(root, info)
     read_texts(root, info)
-    expected = data_schema(tuple(info["frame_size"]), len(aux_variables(info)))
+    expected = data_schema(tuple(info["frame_size"]), len(aux_variables(info)), info["format_version"])
     rows = 0
     for e in episodes:
         path = root / e["data_file"]

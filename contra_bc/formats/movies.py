@@ -358,6 +358,8 @@ def read_fm2(path: Path, buttons_for: Callable[[str], list]) -> Movie:
             command = int(command_text)
         except ValueError:
             raise UserError(f"{path}: input line {number}: commands field {command_text!r} is not a number.") from None
+        if not 0 <= command < 1 << 31:  # FCEUX's command bits (reset, power, ...) fit an int
+            raise UserError(f"{path}: input line {number}: commands field {command_text[:30]!r} is outside 0..2^31-1.")
         action = 0
         for port, (kind, pad) in enumerate(zip(ports + ["0"], pads)):
             width = 8 if kind == "1" else 0

@@ -36,7 +36,12 @@ FORMAT = "contra-bc/recording"
 VERSION = 1
 CHUNK_STEPS = 100
 ACTORS = ("human", "agent", "script", "perturbation", "corrector")  # perturbation: a mistake injected into a bot's run; corrector: a bot that took over from the agent
-BASE_COLUMNS = ("step", "action", "actor", "frame_hash", "ram_hash", "event", "wall_time_ns", "lateness_ms")
+BASE_COLUMNS = ("step", "action", "actor", "frame_hash", "ram_hash", "event", "wall_time_ns", "lateness_ms",
+                "chosen_action")
+# Columns a recording may lack because it was written before they existed: what to read instead.
+# chosen_action: the action the actor chose; it differs from `action` (what the emulator executed, what
+# replays) only on a perturbed step (play/record --sticky); recordings made before it chose what they executed.
+LATER_COLUMNS = {"chosen_action": "action"}
 VAR_PREFIX = "var_"
 
 
@@ -52,6 +57,7 @@ def _schema(variables: list[str]):
         pa.field("event", pa.string(), nullable=False),
         pa.field("wall_time_ns", pa.int64(), nullable=False),
         pa.field("lateness_ms", pa.float32(), nullable=True),
+        pa.field("chosen_action", pa.int32(), nullable=False),
     ]
     fields += [pa.field(VAR_PREFIX + v, pa.int64(), nullable=False) for v in variables]
     return pa.schema(fields)
@@ -87,10 +93,9 @@ class RecordingWriter:
         chunk_steps: int = CHUNK_STEPS,
     ):
         path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not atomic.claim_dir(path):
             raise UserError(f"{path} already exists and is not empty; contra-bc never overwrites a "
                             f"recording. Choose another --out or remove it yourself.")
-        path.mkdir(parents=True, exist_ok=True)
         (path / "steps").mkdir()
         (path / "video").mkdir()
         self.path = path
@@ -169,6 +174,8 @@ class RecordingWriter:
         out = []
         for r in rows:
             d = {k: r.get(k) for k in BASE_COLUMNS}
+            if d["chosen_action"] is None:
+                d["chosen_action"] = d["action"]
             for v in self.variables:
                 d[VAR_PREFIX + v] = r["variables"][v]
             out.append(d)
@@ -228,6 +235,11 @@ class Recording:
     @property
     def actions(self) -> np.ndarray:
         return self.steps.column("action").to_numpy().astype(np.int64)
+
+    @property
+    def chosen_actions(self) -> np.ndarray:
+        """What the actor chose at each step (equal to ``actions`` except on perturbed steps)."""
+        return self.steps.column("chosen_action").to_numpy().astype(np.int64)
 
     @property
     def buttons(self) -> list:
@@ -316,11 +328,7 @@ def read_recording(path: Path) -> Recording:
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserError(f"The steps table of {path} is unreadable ({exc}). The file is truncated or "
                         f"corrupt; the recording cannot be used.") from None
-    expected = _schema(variables)
-    missing = [n for n in expected.names if n not in steps.schema.names]
-    if missing:
-        raise UserError(f"The steps table of {path} lacks columns {missing}; it is not a v{VERSION} recording.")
-    steps = steps.select(expected.names)
+    steps = _checked_columns(steps, _schema(variables), path)
     idx = steps.column("step").to_numpy()
     if len(idx) and not np.array_equal(idx, np.arange(len(idx))):
         raise UserError(f"The steps of {path} are not numbered 0..N-1; the table is damaged.")
@@ -330,16 +338,56 @@ def read_recording(path: Path) -> Recording:
     if meta.get("complete") and steps.num_rows == 0:
         raise UserError(f"{path} is marked complete but holds no step; there is nothing to replay or train on. "
                         f"Record it again.")
-    actions = steps.column("action").to_numpy()
     allowed = sum(1 << i for i, b in enumerate(meta["buttons"]) if b)
-    stray = np.flatnonzero((actions < 0) | (actions & ~allowed != 0)) if len(actions) else []
-    if len(stray):
-        raise UserError(f"{path}: step {stray[0]} presses buttons the recording's platform does not have (action "
-                        f"{actions[stray[0]]}, buttons {meta['buttons']}); the steps table is damaged.")
+    for column in ("action", "chosen_action"):
+        actions = steps.column(column).to_numpy()
+        stray = np.flatnonzero((actions < 0) | (actions & ~allowed != 0)) if len(actions) else []
+        if len(stray):
+            raise UserError(f"{path}: step {stray[0]} presses buttons the recording's platform does not have "
+                            f"({column} {actions[stray[0]]}, buttons {meta['buttons']}); the steps table is damaged.")
     bad_actor = set(steps.column("actor").to_pylist()) - set(ACTORS)
     if bad_actor:
         raise UserError(f"{path}: actor(s) {sorted(bad_actor)} in the steps table are none of {list(ACTORS)}.")
     return Recording(path=path, meta=meta, steps=steps)
+
+
+def _checked_columns(steps, expected, path: Path):
+    """The table with exactly the expected columns, each of the expected type (UserError otherwise).
+
+    A column written before it existed (LATER_COLUMNS) is filled from the one it defaults to."""
+    names = steps.schema.names
+    for name, source in LATER_COLUMNS.items():
+        if name not in names and source in names:
+            steps = steps.append_column(expected.field(name), steps.column(source))
+            names = steps.schema.names
+    missing = [n for n in expected.names if n not in names]
+    if missing:
+        raise UserError(f"The steps table of {path} lacks columns {missing}; it is not a v{VERSION} recording.")
+    import pyarrow as pa
+
+    steps = steps.select(expected.names)
+    wrong = []
+    for f in expected:
+        have = steps.schema.field(f.name).type
+        if have.equals(f.type):
+            continue
+        # another width of the same kind reads as the declared one (values are range-checked after)
+        if (pa.types.is_integer(have) and pa.types.is_integer(f.type)) or \
+                (pa.types.is_floating(have) and pa.types.is_floating(f.type)):
+            try:
+                steps = steps.set_column(steps.schema.get_field_index(f.name), f,
+                                         steps.column(f.name).cast(f.type))
+                continue
+            except pa.ArrowInvalid:  # a value that does not fit the declared width
+                pass
+        wrong.append(f"`{f.name}` is {have}, not {f.type}")
+    nulls = [f.name for f in expected if not f.nullable and steps.column(f.name).null_count]
+    if wrong or nulls:
+        why = "; ".join(wrong + [f"`{n}` has empty cells" for n in nulls])
+        raise UserError(f"The steps table of {path} does not have the recording's column types ({why}); it was "
+                        f"edited or damaged, so its steps cannot be trusted. Record the episode again or restore "
+                        f"the file.")
+    return steps
 
 
 META_FIELDS = {
@@ -348,6 +396,11 @@ META_FIELDS = {
     "start_state_sha1": F.string(), "first_frame_hash": F.integer(), "complete": F.boolean(),
     "video": F.mapping({"chunk_steps": F.integer(at_least=1)}),
     "screen": F.mapping({"height": F.integer(at_least=1), "width": F.integer(at_least=1)}),
+    "outcome": F.one_of("win", "death", "game_over", "none"),
+    # play/record --sticky/--noop-max: the perturbation and this episode's draws (absent: none)
+    "perturbation": F.absent_or(F.optional(F.mapping({
+        "sticky": F.number(at_least=0, at_most=1), "noop_max": F.integer(at_least=0),
+        "noop_steps": F.integer(at_least=0), "sticky_steps": F.integer(at_least=0)}))),
 }
 
 

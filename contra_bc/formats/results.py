@@ -49,6 +49,8 @@ EVALUATION = {
     "seed": integer(),
     "seeds": list_of(integer(), min_len=2),
     "temperature": number(at_least=0),
+    # play --sticky/--noop-max (older files lack it: clean starts)
+    "perturbation": absent_or(mapping({"sticky": _PROBABILITY, "noop_max": integer(at_least=0)})),
     "policies": each_value(mapping(POLICY_SUMMARY)),
     "episodes_detail": each_value(list_of(mapping(EPISODE_ROW))),
 }

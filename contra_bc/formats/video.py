@@ -27,7 +27,7 @@ class SegmentWriter:
         import av
 
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self._tmp = atomic.temp_path(self.path)
         self._container = av.open(str(self._tmp), "w", format=CONTAINER)
         stream = self._container.add_stream(CODEC, rate=max(1, int(round(fps))))
         stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"

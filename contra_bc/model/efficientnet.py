@@ -106,7 +106,7 @@ class ImageTokenizer(nn.Module):
 
     def feature_map(self, frames: torch.Tensor) -> torch.Tensor:
         """frames -> the last feature map, flattened [M, token_channels * side * side]."""
-        x = (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        x = ((frames.permute(0, 3, 1, 2).float() - self.mean) / self.std).to(self.proj.weight.dtype)
         if self.input_pool > 1:
             x = F.pixel_unshuffle(x, self.input_pool) if self.input_mode == "unshuffle" else F.avg_pool2d(x, self.input_pool)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -44,6 +44,8 @@ class ModelConfig:
     lr: float = 1e-4                  # the preset's learning rate (paper D.2)
     aux_outputs: int = 0              # game variables a linear head reads off each frame's image features (training
                                       # only: an auxiliary loss that makes the encoder see them; 0 = none)
+    change_horizon: int = 0           # H > 0: a linear head reads, off each step's a_in output, in how many steps
+    change_groups: list | None = None  # (0..H-1, or H for later) each of these action groups next changes (training only)
 
     def windows(self) -> list[int]:
         return list(self.layer_windows or [self.history] * self.n_layers)
@@ -94,13 +96,34 @@ def attention_allowed(q_step, q_role, k_step, k_role, window: int):
       the step's ground-truth action tokens are seen only by the action tokens,
       so a_in (and everything a_in reads) never sees the action it must predict.
     """
-    q_step, q_role = q_step[:, None], q_role[:, None]
-    k_step, k_role = k_step[None, :], k_role[None, :]
+    return allowed(q_step[:, None], q_role[:, None], k_step[None, :], k_role[None, :], window)
+
+
+def allowed(q_step, q_role, k_step, k_role, window: int):
+    """The rule of ``attention_allowed``, elementwise on broadcastable tensors (FlexAttention's mask_mod
+    calls it with one query and one key at a time)."""
     earlier = (k_step < q_step) & (q_step - k_step < window) & (k_role != A_IN)
     same = k_step == q_step
     observation = (k_role == TEXT) | (k_role == IMAGE) | (k_role == REASON)
     within = same & (observation | ((k_role == ACTION) & (q_role == ACTION)) | ((k_role == A_IN) & (q_role == A_IN)))
     return earlier | within
+
+
+def block_mask(roles, steps: int, window: int, valid=None, heads: int = 1):
+    """The P2P mask over ``steps`` timesteps as a FlexAttention BlockMask (the fused path on a GPU):
+    the same rule as ``attention_allowed``; ``valid`` [B, steps] hides padded steps from every other step."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    L = roles.shape[0]
+    B = 1 if valid is None else valid.shape[0]
+
+    def mask_mod(b, h, q, k):
+        ok = allowed(q // L, roles[q % L], k // L, roles[k % L], window)
+        if valid is None:
+            return ok
+        return ok & (valid[b, k // L] | (k // L == q // L))
+
+    return create_block_mask(mask_mod, B, None, steps * L, steps * L, device=roles.device)
 
 
 # ----------------------------------------------------------------------------- transformer pieces
@@ -143,7 +166,12 @@ class Attention(nn.Module):
         q, k = apply_rope(self.q_norm(q), cos, sin), apply_rope(self.k_norm(k), cos, sin)
         k_all = k if past is None else torch.cat([past[0], k], dim=2)
         v_all = v if past is None else torch.cat([past[1], v], dim=2)
-        y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        if isinstance(mask, torch.Tensor) or mask is None:
+            y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        else:  # a FlexAttention BlockMask: the fused kernel skips the blocks nobody attends to
+            from torch.nn.attention.flex_attention import flex_attention
+
+            y = flex_attention(q, k_all, v_all, block_mask=mask)
         return self.out(y.transpose(1, 2).reshape(B, Q, D)), (k, v)
 
 
@@ -269,6 +297,10 @@ class KVCache:
 
 
 class PolicyModel(nn.Module):
+    # how a_in_states attends: "dense" (a boolean mask, SDPA) or "flex" (a FlexAttention block mask: train
+    # sets it on CUDA). Not part of the checkpoint: both compute the same thing.
+    attention = "dense"
+
     def __init__(self, cfg: ModelConfig, schema: ActionSchema):
         super().__init__()
         self.cfg, self.schema = cfg, schema
@@ -289,6 +321,9 @@ class PolicyModel(nn.Module):
         self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(d)
         self.decoder = ActionDecoder(d, vocab, cfg.dec_d_model, cfg.dec_layers, cfg.dec_heads, cfg.rope_base)
+        if cfg.change_horizon and cfg.change_groups:
+            # when will this button next go down (or up)? dense supervision on the token the decoder reads
+            self.change_head = nn.Linear(d, len(cfg.change_groups) * (cfg.change_horizon + 1))
         if cfg.aux_outputs:
             # reads the encoder's last feature map, not the tokens: the encoder must see the variables,
             # while the token projection stays free to keep what the actions need
@@ -340,44 +375,60 @@ class PolicyModel(nn.Module):
 
     # -- training / analysis: full forward over T steps -----------------------
     def a_in_states(self, batch, frames=None, image_out: list | None = None):
-        """Full teacher-forced backbone pass over T steps -> (a_in outputs [B, T, d], action classes [B, T, G]).
+        """Full teacher-forced backbone pass over T steps -> (a_in outputs [B, T, d], target classes [B, T, G]).
+
+        The action tokens (the history later steps see) are the executed ``actions``; the targets are
+        ``targets`` where the batch has them (the chosen actions: they differ on perturbed steps).
         ``image_out``: a list that receives the image encoder's feature maps [B*T, F] (for the auxiliary loss)."""
         frames = batch["frames"] if frames is None else frames
         B, T = frames.shape[:2]
         L, dev = len(self.layout), self.a_in.device
         text_emb, has_text = self._text_inputs(batch["text"].to(dev))
-        targets = self.schema.encode_tensor(batch["actions"].to(dev))                      # [B, T, G]
+        history = self.schema.encode_tensor(batch["actions"].to(dev))                      # [B, T, G]
+        targets = self.targets(batch)
         flat = frames.to(dev).flatten(0, 1)
         features = self.image.feature_map(flat)
         if image_out is not None:
             image_out.append(features)
         obs = self.observation_tokens(flat, text_emb.flatten(0, 1), has_text.flatten(), self.image.tokens(features))
-        act = self.action_tokens(targets.flatten(0, 1))
+        act = self.action_tokens(history.flatten(0, 1))
         x = torch.cat([obs, act], dim=1).view(B, T * L, -1)                                 # steps laid end to end
         steps = torch.arange(T, device=dev).repeat_interleave(L)
         roles = self.roles.repeat(T)
         cos, sin = self._rope(steps, torch.arange(L, device=dev).repeat(T))
-        key_ok = True
-        if batch.get("valid") is not None:  # padded steps are invisible to every other step
-            key_valid = batch["valid"].to(dev).repeat_interleave(L, dim=1)                  # [B, TL]
-            key_ok = key_valid[:, None, None, :] | (steps[None, :] == steps[:, None])[None, None]
-        masks = {w: attention_allowed(steps, roles, steps, roles, w)[None, None] & key_ok
-                 for w in set(self.cfg.windows())}
+        valid = batch.get("valid")
+        if self.attention == "flex":  # fused on a GPU; the same mask (tests/test_model.py)
+            masks = {w: block_mask(self.roles, T, w, None if valid is None else valid.to(dev))
+                     for w in set(self.cfg.windows())}
+        else:
+            key_ok = True
+            if valid is not None:  # padded steps are invisible to every other step
+                key_valid = valid.to(dev).repeat_interleave(L, dim=1)                           # [B, TL]
+                key_ok = key_valid[:, None, None, :] | (steps[None, :] == steps[:, None])[None, None]
+            masks = {w: attention_allowed(steps, roles, steps, roles, w)[None, None] & key_ok
+                     for w in set(self.cfg.windows())}
         for blk, w in zip(self.blocks, self.cfg.windows()):
             x, _ = blk(x, cos, sin, masks[w])
         return self.norm(x).view(B, T, L, -1)[:, :, self.layout.index(A_IN)], targets
 
-    def action_logits(self, batch, frames=None, image_out: list | None = None):
-        """Teacher-forced forward over a loader batch -> list over groups of logits [B, T, V_g]."""
+    def targets(self, batch):
+        """The action classes [B, T, G] a batch teaches: ``targets`` (chosen actions) if given, else ``actions``."""
+        return self.schema.encode_tensor(batch.get("targets", batch["actions"]).to(self.a_in.device))
+
+    def action_logits(self, batch, frames=None, image_out: list | None = None, a_in_out: list | None = None):
+        """Teacher-forced forward over a loader batch -> list over groups of logits [B, T, V_g].
+        ``a_in_out``: a list that receives the a_in outputs [B, T, d] (for the change head)."""
         h, targets = self.a_in_states(batch, frames, image_out)
+        if a_in_out is not None:
+            a_in_out.append(h)
         B, T = targets.shape[:2]
         logits = self.decoder(h.flatten(0, 1), targets.flatten(0, 1))
         return [lg.view(B, T, -1) for lg in logits]
 
     def forward(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0, press_slack=0,
-                slack_groups=()):
+                slack_groups=(), change_weight=0.0):
         """Training entry point (what DDP wraps): the loss and its per-group parts."""
-        return self.loss(batch, frames, z_loss, press_weight, aux_weight, press_slack, slack_groups)
+        return self.loss(batch, frames, z_loss, press_weight, aux_weight, press_slack, slack_groups, change_weight)
 
     @torch.no_grad()
     def action_logprobs(self, batch, frames=None):
@@ -385,8 +436,15 @@ class PolicyModel(nn.Module):
         return [F.log_softmax(lg.float(), dim=-1) for lg in self.action_logits(batch, frames)]
 
     def loss(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0, press_slack=0,
-             slack_groups=()):
+             slack_groups=(), change_weight=0.0):
         """Cross-entropy summed over groups, mean over steps where loss_mask & valid; plus z-loss.
+
+        ``change_weight`` > 0 (a model with a change head) adds that much of the change head's
+        cross-entropy: at each step, in how many steps each rare button (``cfg.change_groups``) next
+        changes state (goes down while up, up while down), 0..H-1 or H for "not within H steps",
+        read off the a_in output the decoder reads. The action's own loss has a few examples of a
+        jump start per run; this one asks at every step how near the next one is (a bullet closing
+        in), and for how long a press lasts (a tap or a full jump). Reported as ``change``.
 
         ``aux_weight`` > 0 (a model with ``aux_outputs`` and a batch with ``aux``) adds that much of the
         mean squared error of the aux head, which reads the game variables (standardised) off each valid
@@ -405,11 +463,13 @@ class PolicyModel(nn.Module):
         over the steps where pressing is right. The reported nll keeps every step.
         """
         use_aux = self.cfg.aux_outputs > 0 and batch.get("aux") is not None
+        use_change = hasattr(self, "change_head")
         image: list = []
-        logits = self.action_logits(batch, frames, image if use_aux else None)
+        a_in: list = []
+        logits = self.action_logits(batch, frames, image if use_aux else None, a_in if use_change else None)
         dev = self.a_in.device
         keep = batch["loss_mask"].to(dev) & batch.get("valid", batch["loss_mask"]).to(dev)
-        targets = self.schema.encode_tensor(batch["actions"].to(dev))
+        targets = self.targets(batch)
         n = keep.sum().clamp(min=1)
         total, per_group = 0.0, []
         for g, lg in enumerate(logits):
@@ -442,7 +502,26 @@ class PolicyModel(nn.Module):
             if aux_weight:
                 total = total + aux_weight * aux
             stats["aux"] = aux.detach()
+        if use_change:
+            change = self.change_loss(a_in[0], targets, keep)
+            if change_weight:
+                total = total + change_weight * change
+            stats["change"] = change.detach()
         return total, stats
+
+    def change_loss(self, h, targets, keep):
+        """Mean cross-entropy of the change head over the steps whose next change is known in the window."""
+        H, groups = self.cfg.change_horizon, list(self.cfg.change_groups)
+        B, T = targets.shape[:2]
+        logits = self.change_head(h.float()).view(B, T, len(groups), H + 1)
+        total, count = h.new_zeros(()), keep.new_zeros((), dtype=torch.long)
+        for j, g in enumerate(groups):
+            label, known = steps_to_change(targets[..., g], H)
+            known = known & keep
+            ce = F.cross_entropy(logits[:, :, j].flatten(0, 1), label.flatten(), reduction="none").view(B, T)
+            total = total + (ce * known).sum()
+            count = count + known.sum()
+        return total / count.clamp(min=1)
 
     # -- inference: cached forward over new tokens ----------------------------
     @torch.no_grad()
@@ -463,6 +542,21 @@ class PolicyModel(nn.Module):
             cache.write(i, k[:, :, store], v[:, :, store])
         cache.commit(steps[store], roles[store])
         return self.norm(x)
+
+
+def steps_to_change(target, horizon: int):
+    """(label, known) [B, T]: for each step t >= 1, the k in 0..horizon-1 of the first step t+k whose class
+    differs from step t-1's (k = 0: it changes at t), or ``horizon`` if it stays for all of t..t+horizon-1;
+    ``known`` is False at t = 0 and where the window ends before either is certain."""
+    B, T = target.shape
+    label = torch.full((B, T), horizon, dtype=torch.long, device=target.device)
+    known = torch.zeros((B, T), dtype=torch.bool, device=target.device)
+    for t in range(1, T):
+        changed = target[:, t:t + horizon] != target[:, t - 1:t]                       # [B, <=H]
+        first = torch.where(changed.any(1), changed.float().argmax(1), torch.full_like(label[:, t], horizon))
+        label[:, t] = first
+        known[:, t] = changed.any(1) | (changed.shape[1] == horizon)
+    return label, known
 
 
 def _before_press(target, k: int):

@@ -8,6 +8,11 @@ Each act() is one forward pass of the backbone over the new tokens only (the
 previous step's action tokens, then this step's text, image, reasoning and a_in
 tokens) against a KV cache that keeps the last `history` steps, so the cost per
 decision does not grow with the episode.
+
+On a GPU a decision takes the static path (model/static.py): a preallocated ring cache written in
+place, bf16 weights, the whole step captured once as a CUDA graph and replayed. On a CPU the
+eager path below is faster for the small presets (no launch overhead to save) and stays the
+default; ``Policy(..., static=True)`` runs the static one there too (the tests compare them).
 """
 
 from __future__ import annotations
@@ -27,16 +32,7 @@ from contra_bc.model.model import A_IN, ACTION, KVCache, ModelConfig, PolicyMode
 def load_model(path, device="cpu") -> tuple[PolicyModel, dict, Path]:
     """Checkpoint or RUN dir -> (model in eval mode, checkpoint config, checkpoint dir)."""
     ckpt = ckfmt.resolve_checkpoint(path)
-    config = ckfmt.read_config(ckpt)
-    from contra_bc.formats import fields as F
-
-    positive = F.integer(at_least=1)
-    F.require_fields(config, {"model": F.mapping({
-        "d_model": positive, "n_layers": positive, "n_heads": positive, "history": positive, "image_tokens": positive,
-        "frame_size": positive, "text_dim": positive, "dec_d_model": positive, "dec_layers": positive,
-        "dec_heads": positive, "cnn_token_channels": positive, "cnn_input_pool": positive,
-        "cnn_width": F.number(above=0), "cnn_depth": F.number(above=0)}), "action_schema": F.mapping()},
-        ckpt / "config.json", "checkpoint config", "The checkpoint is damaged; use an earlier checkpoint or retrain.")
+    config = ckfmt.read_config(ckpt)  # its fields checked
     try:
         cfg = ModelConfig.from_dict(config["model"])
         schema = ActionSchema.from_json(config["action_schema"])
@@ -65,8 +61,17 @@ def load_model(path, device="cpu") -> tuple[PolicyModel, dict, Path]:
 
 
 class Policy:
-    def __init__(self, model: PolicyModel, config: dict, device="cpu"):
+    def __init__(self, model: PolicyModel, config: dict, device="cpu", static: bool | None = None,
+                 capture: bool | None = None):
         self.model, self.config, self.device = model, config, torch.device(device)
+        self.static = self.device.type == "cuda" if static is None else bool(static)
+        self._decision = None
+        if self.static:
+            from contra_bc.model.static import CapturedDecision, StaticDecision
+
+            self._static = StaticDecision(model)
+            capture = self.device.type == "cuda" if capture is None else capture
+            self._decision = CapturedDecision(self._static) if capture else self._static
         self.schema = model.schema
         self.buttons = list(self.schema.buttons)
         dataset = config.get("dataset", {})
@@ -103,6 +108,8 @@ class Policy:
     def reset(self, instruction=None):
         """Start an episode: empty the KV cache, set the instruction."""
         self._cache = KVCache(self.model.cfg.n_layers, self.device)
+        if self.static:
+            self._static.reset()
         self._step = 0
         self._last_action = None
         self.set_instruction(instruction)
@@ -119,6 +126,8 @@ class Policy:
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (S, S, 3):
             raise ValueError(f"act() wants a uint8 [{S},{S},3] frame from preprocess_frame, got "
                              f"{getattr(frame, 'dtype', type(frame))} {getattr(frame, 'shape', '')}")
+        if self.static:
+            return self._act_static(frame, temperature, generator, start)
         m, dev = self.model, self.device
         L, n_obs = len(m.layout), m.layout.index(A_IN) + 1
         xs, steps, roles, slots = [], [], [], []
@@ -146,7 +155,31 @@ class Policy:
         return action, info
 
 
-def load_policy(path, device="cpu") -> Policy:
-    """A checkpoint dir or RUN dir -> Policy. UserError if unreadable or of another format version."""
+    def _act_static(self, frame, temperature, generator, start):
+        """The static path (model/static.py): one fixed-shape step; the only host sync is reading the action."""
+        from contra_bc.model.static import gumbel
+
+        m, st, dev = self.model, self._static, self.device
+        last = m.schema.encode_tensor(torch.tensor(self._last_action or 0, device=dev))
+        noise = (gumbel((st.G, st.vmax), generator, dev) if temperature > 0
+                 else torch.zeros(st.G, st.vmax, device=dev))
+        text = self._text if self._text is not None else torch.zeros(m.cfg.text_dim, device=dev)
+        tokens, probs = self._decision(torch.from_numpy(frame).to(dev), text,
+                                       torch.tensor(self._text is not None, device=dev), last, noise,
+                                       torch.tensor(1.0 / temperature if temperature > 0 else 0.0, device=dev))
+        tokens, probs = tokens.tolist(), probs.float().cpu().numpy()
+        action = m.schema.decode(tokens)
+        self._last_action = action
+        self._step += 1
+        return action, {"latency_ms": (time.perf_counter() - start) * 1000.0, "step": self._step - 1,
+                        "probs": {g.name: probs[i, :g.classes] for i, g in enumerate(m.schema.groups)}}
+
+
+def load_policy(path, device="cpu", static: bool | None = None) -> Policy:
+    """A checkpoint dir or RUN dir -> Policy. UserError if unreadable or of another format version.
+
+    On CUDA the weights are cast to bf16 and decisions take the captured static path (model/static.py)."""
     model, config, _ = load_model(path, device)
-    return Policy(model, config, device)
+    if torch.device(device).type == "cuda":
+        model = model.to(torch.bfloat16)
+    return Policy(model, config, device, static=static)

@@ -10,9 +10,12 @@ import numpy as np
 from contra_bc import movies
 from contra_bc.emulator import action_from_names, get_game, platform_buttons
 from contra_bc.episode import EpisodeRunner
+from contra_bc.formats import atomic
 from contra_bc.formats.movies import is_movie, read_movie
 from contra_bc.pacing import Pacer
+from contra_bc.perturb import CLEAN, Perturbation
 from contra_bc.signals import StopSignals
+from contra_bc.takeover import BotActor, take_step
 from contra_bc.errors import UserError
 
 
@@ -40,17 +43,18 @@ def read_action_file(path: Path, buttons: list) -> np.ndarray:
         raise
     except Exception as exc:
         raise UserError(f"Action file {path} cannot be read ({exc}).") from None
-    limit = 1 << len(buttons)
+    allowed = sum(1 << i for i, b in enumerate(buttons) if b)  # a platform's empty slots are never pressed
     if "action" in table:
         try:
-            actions = np.array([int(a) for a in table["action"]], dtype=np.int64)
+            values = [int(a) for a in table["action"]]
         except (TypeError, ValueError):
             raise UserError(f"{path}: column 'action' must hold integer bitmasks.") from None
-        bad = np.flatnonzero((actions < 0) | (actions >= limit))
-        if len(bad):
-            raise UserError(f"{path}: action {actions[bad[0]]} at row {bad[0]} is outside 0..{limit - 1} "
-                            f"for buttons {buttons}.")
-        return actions
+        bad = [i for i, a in enumerate(values) if a < 0 or a & ~allowed]
+        if bad:
+            slots = ", ".join(f"bit {i} {b}" for i, b in enumerate(buttons) if b)
+            raise UserError(f"{path}: action {values[bad[0]]} at row {bad[0]} presses a button the platform does not "
+                            f"have; an action is a bitmask over {slots} (0..{allowed}, empty slots never set).")
+        return np.array(values, dtype=np.int64)
     if "buttons" in table:
         return np.array([action_from_names(buttons, (s or "").split("+")) for s in table["buttons"]], dtype=np.int64)
     raise UserError(f"{path} needs a column 'action' (bitmask, bit i = button i of {buttons}) "
@@ -71,6 +75,7 @@ class RecordJob:
     seed: int = 0
     until: str = "level"
     realtime: bool = False
+    perturbation: Perturbation = CLEAN  # sticky actions / no-op start, drawn from the episode's seed
 
 
 class _FileSource:
@@ -169,25 +174,36 @@ def record_job(job: RecordJob, on_step=None) -> dict:
         start, hz = job.state or game.default_state, job.hz or DEFAULT_HZ
     runner = EpisodeRunner(emu, frames_per_step=job.frames_per_step, until=job.until)
     frame = runner.reset(start)
-    source.reset(emu)
+    # a bot that injects its own mistakes names those steps (actor "perturbation": not trained on)
+    actor = BotActor(source)
+    actor.reset(emu)
+    perturbed = job.perturbation.episode(job.seed) if job.perturbation.active else None
+    if perturbed:
+        detail += f" perturbation={job.perturbation.describe()}"
+        extra["perturbation"] = perturbed.summary()
     writer = runner.open_writer(Path(job.out), source="script", source_detail=detail, hz=hz, extra=extra)
     pacer = Pacer(hz) if job.realtime else None
-    end_reason = "max_steps"
+    end_reason, complete = "max_steps", True
+
+    def finish():
+        summary = runner.summary()
+        if perturbed:
+            summary["perturbation"] = perturbed.summary()
+        return writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason, summary=summary)
+
     with StopSignals() as stop:
         if pacer is not None:
             pacer.start(delay_periods=1)
         while runner.steps < job.max_steps:
             if stop.requested:
-                return writer.finish(runner.final_outcome(), complete=False, end_reason="interrupted",
-                                     summary=runner.summary())
+                end_reason, complete = "interrupted", False
+                return finish()
             lateness = pacer.wait().lateness_ms if pacer is not None else None
             try:
-                action = source.act(emu)
+                row = take_step(runner, actor, None, emu, frame, lateness, perturbed)
             except StopIteration:
                 end_reason = "input_exhausted"
                 break
-            # a bot that injects its own mistakes labels those steps (they are not trained on)
-            row = runner.step(action, getattr(source, "actor", "script"), lateness)
             writer.add(frame, row)
             frame = emu.screen()
             if on_step:
@@ -195,31 +211,35 @@ def record_job(job: RecordJob, on_step=None) -> dict:
             if runner.done:
                 end_reason = runner.outcome
                 break
-    return writer.finish(runner.final_outcome(), complete=True, end_reason=end_reason,
-                         summary=runner.summary())
+    return finish()
 
 
 def record_episodes(input: str, out: Path, *, game: str | None = None, state: str | None = None,
                     hz: float | None = None, frames_per_step: int = 1, max_steps: int | None = None, seed: int = 0,
                     episodes: int | None = None, until: str = "level", realtime: bool = False, workers: int = 0,
-                    on_recording=None) -> list[tuple[RecordJob, dict]]:
+                    perturbation: Perturbation = CLEAN, on_recording=None) -> list[tuple[RecordJob, dict]]:
     """Record ``episodes`` headless episodes of ``input`` (one into ``out``, several into
     ``out/episode-NNNN``, episode i with seed+i) in worker processes; (job, final meta) per episode.
 
     The input is checked before any worker starts; ``on_recording(job, meta)`` as each one is written."""
     from contra_bc.parallel import run_with_progress
 
+    if perturbation.active and not input.startswith("bot:"):
+        raise UserError(f"--sticky and --noop-max perturb a bot's play (bot:NAME); {input} is a fixed list of "
+                        f"inputs, which a perturbation would only corrupt. Record it without them.")
     if not is_movie(input):  # a movie brings its own game and rate
         game, hz = game or DEFAULT_GAME, hz or DEFAULT_HZ
     episodes, max_steps = episodes or 1, max_steps or 6000
     make_source(input, get_game(game) if game else None, seed)  # validate before any worker starts
+    common = dict(game=game, state=state, input=input, hz=hz, frames_per_step=frames_per_step, max_steps=max_steps,
+                  until=until, realtime=realtime, perturbation=perturbation)
     if episodes == 1:
-        jobs = [RecordJob(game, state, input, str(out), hz, frames_per_step, max_steps, seed, until, realtime)]
+        jobs = [RecordJob(out=str(out), seed=seed, **common)]
     else:
-        if out.exists() and any(out.iterdir()):
-            raise UserError(f"{out} exists and is not empty; choose a new session folder.")
-        jobs = [RecordJob(game, state, input, str(out / f"episode-{i:04d}"), hz, frames_per_step,
-                          max_steps, seed + i, until, realtime) for i in range(episodes)]
+        if not atomic.check_new_dir(out):
+            raise UserError(f"{out} exists and is not empty; contra-bc never overwrites recordings. Choose a new "
+                            f"session folder.")
+        jobs = [RecordJob(out=str(out / f"episode-{i:04d}"), seed=seed + i, **common) for i in range(episodes)]
     each = (lambda i, meta: on_recording(jobs[i], meta)) if on_recording else None
     metas = run_with_progress(record_job, jobs, workers=workers, games=game, label="recording", each=each)
     return list(zip(jobs, metas))

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.emulator import get_game
-from contra_bc.episode import EpisodeRunner, sigterm_as_interrupt
+from contra_bc import signals
+from contra_bc.episode import EpisodeRunner
 from contra_bc.errors import UserError
 from contra_bc.formats.recording import is_recording, read_meta
 from contra_bc.pacing import Pacer
@@ -323,7 +324,8 @@ class HumanSession:
         game = self.emu.game
         start: str | bytes = cfg.state or game.default_state
         continues_from = None
-        with Live(self.panel(), console=err, auto_refresh=False, transient=False) as live, sigterm_as_interrupt():
+        signals.install()  # SIGTERM stops the session as Ctrl-C does: the episode in hand is kept
+        with Live(self.panel(), console=err, auto_refresh=False, transient=False) as live:
             self._live = live
             while cfg.episodes is None or len(self.kept) < cfg.episodes:
                 self.episode = f"episode-{self.index:04d}"
