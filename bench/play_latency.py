@@ -45,7 +45,7 @@ def make_checkpoint(run: Path, game_name: str, preset: str, history: int | None 
     torch.manual_seed(0)
     model = build_model(cfg, schema)
     save_checkpoint(run, 0, {"model": dataclasses.asdict(cfg), "action_schema": schema.to_json(),
-                             "dataset": {"game": game.name, "fps": 20.0, "frames_per_step": 1},
+                             "dataset": {"game": game.name, "hz": 20.0, "frames_per_step": 1},
                              "text_encoder": {"id": HASHED_ID, "dim": 384}, "texts": []},
                     {"model": model.state_dict(), "text_table": {"embeddings": torch.zeros(0, 384)}}, {})
     return run

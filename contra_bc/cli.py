@@ -197,7 +197,9 @@ def replay_verify(
     `find sessions -name meta.json -printf '%h\\n' | contra-bc replay-verify - --junit verify.xml`
     (piped, stdout lists the verified recordings, one per line).
 
-    Exit codes: 0 all verified, 1 any divergence, 2 unreadable input.
+    Exit codes: 0 all verified, 1 any divergence, 2 unreadable input, 3 nothing diverged but some
+    recordings cannot be proved: imported from frames and actions (`contra-bc import`), they have no
+    emulator start state to replay from (status "unverifiable"; a skipped JUnit testcase).
     """
     from contra_bc import replay
     from contra_bc.formats import junit as junit_xml
@@ -227,6 +229,11 @@ def replay_verify(
         raise typer.Exit(2)
     if "diverged" in statuses:
         raise typer.Exit(1)
+    if "unverifiable" in statuses:
+        for r in results:
+            if r["status"] == "unverifiable":
+                err.print(f"[yellow]unverifiable[/] {r['path']}: {r['message']}", soft_wrap=True)
+        raise typer.Exit(3)
 
 
 # ---------------------------------------------------------------- downsample-check
@@ -251,7 +258,7 @@ def downsample_check(
     """
     from contra_bc import downsample
     from contra_bc.formats import junit as junit_xml
-    from contra_bc.ui import emit, err, out, print_json, print_paths, stdin_paths, table
+    from contra_bc.ui import emit, err, people, print_json, print_paths, stdin_paths, table
 
     paths = stdin_paths(paths)
     if cfg.junit is not None:
@@ -265,7 +272,7 @@ def downsample_check(
     if cfg.json:
         print_json({"summary": summary, "recordings": results})
     else:
-        out.print(f"[bold]{summary['headline']}[/]")
+        people.print(f"[bold]{summary['headline']}[/]")
         table(downsample.table_rows(results), f"downsample-check: {cfg.mode} pooling")
         if summary["diverged"]:
             err.print(f"divergence pictures in {cfg.report_dir}/")
@@ -672,6 +679,79 @@ def export(
     print_paths([cfg.to])
 
 
+# ---------------------------------------------------------------- import
+import_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
+                         help="Datasets of frames and actions made elsewhere, as recordings (no start state: "
+                              "replay-verify reports them unverifiable, exit 3; build-dataset and train take them).")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("smb")
+@handle_errors
+@command(C.ImportSmbConfig)
+def import_smb(
+    paths: List[Path] = typer.Argument(..., help="Episode folders of the Super Mario Bros. gameplay dataset, or "
+                                       "folders of them (- reads paths from stdin)."),
+    cfg: C.ImportSmbConfig = None,
+):
+    """The public Super Mario Bros. gameplay dataset (smbdataset) as recordings, one per episode.
+
+    Each frame's 256x240 indexed PNG becomes a lossless RGB video frame, its action byte (A, up, left,
+    B, start, right, down, select from MSB to LSB) the NES buttons, its RAM chunk the recording's
+    variables (SuperMarioBros-Nes-v0: world, stage, lives, page, x), the folder's outcome the last
+    step's event. Step k pairs the picture of frame k+1 with the buttons of frame k+2 (the collector
+    saves each frame's picture after the buttons applied to it). The dataset's RAM chunks that its
+    collector wrote with 0x0D before every 0x0A are repaired (counted as `ram_repaired`). Every
+    episode is checked before any is written.
+
+    Example: `contra-bc import smb data-smb/ --out recordings/smb`
+
+    Exit codes: 0 imported, 2 bad input (a name that does not parse, a PNG without its chunks,
+    missing frames, two episodes in one folder, an existing --out), 130 interrupted (nothing is kept).
+    """
+    from contra_bc import importer
+    from contra_bc.ui import emit, err, print_json, print_paths, stdin_paths, table
+
+    metas = importer.import_smb(stdin_paths(paths), cfg.out,
+                                on_episode=(lambda m: emit({"event": "recording", **m})) if cfg.json else None)
+    if cfg.json:
+        print_json(metas)
+        return
+    table(importer.table_rows(metas), "import smb")
+    err.print(f"wrote {len(metas)} recording(s) under {cfg.out}")
+    print_paths(m["path"] for m in metas)
+
+
+@import_app.command("frames")
+@handle_errors
+@command(C.ImportFramesConfig)
+def import_frames(
+    folder: Path = typer.Argument(..., help="A folder of frame images (PNG or BMP), in name order."),
+    cfg: C.ImportFramesConfig = None,
+):
+    """A folder of frames and a table of one action per frame as one recording.
+
+    Row i of the table is the action chosen while seeing frame i (the recording's own convention);
+    the last frame closes the last step, so its row may be left out. Frames are stored losslessly
+    (JPEG is refused). The recording has no emulator start state (`replay-verify`: unverifiable).
+
+    Example: `contra-bc import frames run1/frames --actions run1/actions.csv --game Outpost-Nes --out recordings/run1`
+
+    Exit codes: 0 imported, 2 bad input (too few actions, frames of different sizes, an unknown
+    button, an existing --out).
+    """
+    from contra_bc import importer
+    from contra_bc.ui import err, print_json, print_paths, table
+
+    meta = importer.import_frames(folder, cfg.actions, cfg.out, game_name=cfg.game, hz=cfg.hz, outcome=cfg.outcome)
+    if cfg.json:
+        print_json(meta)
+        return
+    table(importer.table_rows([meta]), "import frames")
+    err.print(f"wrote {meta['path']}")
+    print_paths([meta["path"]])
+
+
 # ---------------------------------------------------------------- report
 @app.command()
 @handle_errors
@@ -690,7 +770,7 @@ def report(
     Exit codes: 0 written, 2 not a run directory or unreadable stage output.
     """
     from contra_bc import report as report_lib
-    from contra_bc.ui import err, out, print_json, print_paths, stdin_path, table
+    from contra_bc.ui import err, people, print_json, print_paths, stdin_path, table
 
     run_dir = stdin_path(run_dir, "run directory")
     data = report_lib.build_report(run_dir)
@@ -699,7 +779,7 @@ def report(
         print_json(data)
         return
     if data["downsample"]:
-        out.print(f"[bold]{data['downsample']['headline']}[/]")
+        people.print(f"[bold]{data['downsample']['headline']}[/]")
     table(report_lib.policy_rows(data), "agent vs random vs expert")
     err.print(f"report: {path}")
     print_paths([path])

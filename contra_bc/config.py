@@ -377,5 +377,24 @@ class ExportConfig:
 
 
 @dataclass
+class ImportSmbConfig:
+    out: Path = option(..., "--out", "-o", help="New folder: one recording per episode, OUT/<episode folder name>.",
+                       output_dir=True)
+    json: bool = _json("Print JSON Lines: one line per recording as it is written, then the list of all metas.")
+
+
+@dataclass
+class ImportFramesConfig:
+    actions: Path = option(..., "--actions", help="CSV or parquet of one action per frame: a column `action` "
+                           "(bitmask over the game's buttons) or `buttons` (RIGHT+A).")
+    game: str = option(..., "--game", "-g", help="Game from `contra-bc games` whose buttons the actions press.")
+    hz: float = option(60.0, "--hz", help="Steps per second (one frame is one step).", **POSITIVE)
+    outcome: str = option("none", "--outcome", help="How the episode ended: win, death, game_over or none.",
+                          choices=("win", "death", "game_over", "none"))
+    out: Path = option(..., "--out", "-o", help="The new recording directory.", output_dir=True)
+    json: bool = _json("Print the recording's meta as JSON.")
+
+
+@dataclass
 class ReportConfig:
     json: bool = _json("Print the report as JSON.")

@@ -412,18 +412,21 @@ class Emulator:
         self._env.close()
 
 
-def action_from_names(buttons: list, names: list[str]) -> int:
-    """Bitmask for the named buttons; UserError naming the valid ones otherwise."""
-    index = {b.upper(): i for i, b in enumerate(buttons) if b}
-    action = 0
-    for name in names:
-        key = name.strip().upper()
-        if not key:
-            continue
-        if key not in index:
-            raise UserError(f"Unknown button {name!r}. Buttons: {', '.join(b for b in buttons if b)}.")
-        action |= 1 << index[key]
-    return action
+def variables_from_ram(game: Game, ram: bytes) -> dict[str, int]:
+    """The game's variables read from a RAM snapshot without an emulator (a NES's 2 KiB, addressed as the
+    CPU sees it): for imported recordings, whose RAM came with the frames. Types as stable-retro writes
+    them: byte order (| < >), kind (u unsigned, i signed) and size in bytes."""
+    out = {}
+    for name, spec in game.variables.items():
+        kind = spec["type"]
+        order, sign, size = kind[0], kind[1], int(kind[2:])
+        address = int(spec["address"])
+        if sign not in "ui" or order not in "|<>" or address + size > len(ram):
+            raise UserError(f"{game.name}'s variable {name} ({kind} at {address}) cannot be read from a RAM snapshot "
+                            f"of {len(ram)} bytes; imported recordings support u and i types within the 2 KiB RAM.")
+        out[name] = int.from_bytes(ram[address:address + size], "big" if order == ">" else "little",
+                                   signed=sign == "i")
+    return out
 
 
 def action_names(buttons: list, action: int) -> list[str]:

@@ -2,15 +2,19 @@
 
 Shared by every source of actions (scripts, bots, the human window, the policy,
 movies), so they all write the same rows and agree on when an episode ends.
+``run_episode`` is the one loop of `play` (headless and in the window) and scripted
+`record`: an actor, optional drivers (a takeover, a perturbation), an optional writer.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from contra_bc.emulator import RESET_FRAMES, Emulator, classify, expected_rom_sha1
+from contra_bc.emulator import RESET_FRAMES, Emulator, classify, expected_rom_sha1, progress_of
 from contra_bc.errors import UserError
 from contra_bc.formats.recording import RecordingWriter, now_ns
 
@@ -120,3 +124,66 @@ class EpisodeRunner:
             stable_retro_version=str(getattr(stable_retro, "__version__", "unknown")).strip(),
             extra=extra,
         )
+
+
+@dataclass
+class EpisodeEnd:
+    """How `run_episode` ended: why, whether the episode is complete, what it did and how far it got."""
+
+    end_reason: str = "max_steps"
+    complete: bool = True
+    actions: list = field(default_factory=list)         # executed, in step order: the episode's identity
+    max_progress: int = 0
+    death_progress: list = field(default_factory=list)  # progress reached at each death
+
+
+def run_episode(runner: EpisodeRunner, actor, screen: np.ndarray, *, max_steps: int, takeover=None, perturbed=None,
+                writer=None, pacer=None, controls: Callable[[], str | None] | None = None,
+                on_step: Callable[[dict, np.ndarray], None] | None = None) -> EpisodeEnd:
+    """Steps until the game's rules end the episode, ``max_steps``, a stop, or the actor's input runs out.
+
+    Each pass: wait for the pacer's tick (paced loops: the windows, `record --realtime`); stop on
+    Ctrl-C/SIGTERM (the episode is then incomplete); ask ``controls()`` (the window's keys: "stop" ends it
+    incomplete, "end" complete, "skip" lets the tick pass without a step, as while paused); take one step
+    (`takeover.take_step`: the actor decides, a takeover or a perturbation may change what runs); write it;
+    ``on_step(row, screen after it)``. The writer is left open: the caller finishes it with its summary."""
+    from contra_bc.signals import StopSignals
+    from contra_bc.takeover import take_step
+
+    game = runner.emu.game
+    end = EpisodeEnd(max_progress=progress_of(game, runner.variables))
+    with StopSignals() as stop:
+        if pacer is not None:
+            pacer.start(delay_periods=1)
+        while runner.steps < max_steps:
+            late = pacer.wait().lateness_ms if pacer is not None else None
+            if stop.requested:
+                end.end_reason, end.complete = "interrupted", False
+                break
+            control = controls() if controls is not None else None
+            if control == "stop":
+                end.end_reason, end.complete = "stopped", False
+                break
+            if control == "end":
+                end.end_reason = "ended_by_user"
+                break
+            if control == "skip":
+                continue
+            try:
+                row = take_step(runner, actor, takeover, runner.emu, screen, late, perturbed)
+            except StopIteration:  # an action file or movie has no more steps
+                end.end_reason = "input_exhausted"
+                break
+            end.actions.append(row["action"])
+            if writer is not None:
+                writer.add(screen, row)
+            screen = runner.emu.screen()
+            end.max_progress = max(end.max_progress, progress_of(game, runner.variables))
+            if row["event"] == "death":  # where in the level the player died
+                end.death_progress.append(end.max_progress)
+            if on_step is not None:
+                on_step(row, screen)
+            if runner.done:
+                end.end_reason = runner.outcome
+                break
+    return end

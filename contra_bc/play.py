@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.config import PlayConfig
-from contra_bc.emulator import digest64, get_game, progress_of
-from contra_bc.episode import EpisodeRunner
+from contra_bc.emulator import digest64, get_game
+from contra_bc.episode import EpisodeEnd, EpisodeRunner, run_episode
 from contra_bc.options import check
-from contra_bc.signals import StopSignals
 from contra_bc.perturb import NOOP
-from contra_bc.takeover import BotActor, HumanTakeover, take_step
+from contra_bc.takeover import BotActor, HumanTakeover
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
 from contra_bc.formats.results import repeated, write_evaluation
@@ -106,13 +105,14 @@ def check_buttons(policy, game, checkpoint) -> None:
 
 
 def policy_checkpoint_info(policy) -> dict:
-    """What the checkpoint's dataset used: frames_per_step and hz (the dataset's ``fps``, steps per second)."""
+    """What the checkpoint's dataset used: frames_per_step and hz (steps per second; `fps` in checkpoints
+    made before datasets said hz)."""
     dataset = (getattr(policy, "config", None) or {}).get("dataset") or {}
     info = {}
     if dataset.get("frames_per_step"):
         info["frames_per_step"] = int(dataset["frames_per_step"])
-    if dataset.get("fps"):
-        info["hz"] = float(dataset["fps"])
+    if dataset.get("hz") or dataset.get("fps"):
+        info["hz"] = float(dataset.get("hz") or dataset["fps"])
     return info
 
 
@@ -189,7 +189,7 @@ def make_corrector(job: PlayJob, game):
                              job.cfg.hold)
 
 
-def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict | None, wall_s: float,
+def episode_metrics(runner: EpisodeRunner, end: EpisodeEnd, actor, meta: dict | None, wall_s: float,
                     human_steps: int = 0, corrector=None) -> dict:
     lat = np.asarray(actor.latencies_ms, dtype=np.float64)
     variables = runner.variables
@@ -197,7 +197,7 @@ def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict 
         "episode": None,
         "outcome": runner.final_outcome(),
         "win": runner.counts["win"] > 0,
-        "progress": int(max_progress),
+        "progress": int(end.max_progress),
         "score": int(variables["score"]) if "score" in variables else None,
         "deaths": int(runner.counts["death"]),
         "steps": int(runner.steps),
@@ -208,7 +208,7 @@ def episode_metrics(runner: EpisodeRunner, max_progress: int, actor, meta: dict 
         "latency_ms": [round(x, 3) for x in lat.tolist()],
         "recording": meta.get("path") if meta else None,
         "complete": meta.get("complete") if meta else True,
-        "death_progress": [int(p) for p in getattr(runner, "death_progress", [])],
+        "death_progress": [int(p) for p in end.death_progress],
     }
 
 
@@ -244,42 +244,24 @@ def play_episode(job: PlayJob) -> dict:
         writer = runner.open_writer(Path(job.out), source="agent" if job.checkpoint else "script",
                                     source_detail=detail, hz=job.hz,
                                     extra=_extra(job, perturbed))
-    max_progress = progress_of(game, runner.variables)
-    deaths = runner.death_progress = []
-    actions: list[int] = []  # the episode's identity: the same actions from the same start are the same episode
     started = time.perf_counter()
-    end_reason = "max_steps"
+    end = run_episode(runner, actor, screen, max_steps=job.cfg.max_steps, takeover=corrector, perturbed=perturbed,
+                      writer=writer)
     meta = None
-    complete = True
-    with StopSignals() as stop:
-        while runner.steps < job.cfg.max_steps:
-            if stop.requested:
-                complete, end_reason = False, "interrupted"
-                break
-            row = take_step(runner, actor, corrector, emu, screen, perturbed=perturbed)
-            actions.append(row["action"])
-            if writer:
-                writer.add(screen, row)
-            screen = emu.screen()
-            max_progress = max(max_progress, progress_of(game, runner.variables))
-            if row["event"] == "death":  # where in the level the agent died
-                deaths.append(max_progress)
-            if runner.done:
-                end_reason = runner.outcome
-                break
     if writer:
         summary = runner.summary()
         if corrector:
             summary.update(corrector_steps=corrector.steps, takeovers=corrector.takeovers)
         if perturbed:
             summary["perturbation"] = perturbed.summary()
-        meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason, summary=summary)
+        meta = writer.finish(runner.final_outcome(), complete=end.complete, end_reason=end.end_reason,
+                             summary=summary)
         meta["path"] = str(job.out)
-    result = episode_metrics(runner, max_progress, actor, meta, time.perf_counter() - started, corrector=corrector)
+    result = episode_metrics(runner, end, actor, meta, time.perf_counter() - started, corrector=corrector)
     result["episode"] = job.episode
     result["seed"] = job.seed
-    result["end_reason"] = end_reason
-    result["trajectory"] = trajectory_id(actions)
+    result["end_reason"] = end.end_reason
+    result["trajectory"] = trajectory_id(end.actions)
     if perturbed:
         result["noop_steps"], result["sticky_steps"] = perturbed.noop_steps, perturbed.sticky_steps
     return result
@@ -554,57 +536,51 @@ def play_window(cfg: PlayConfig, scale: int = 3, window_factory=None) -> dict:
     writer = runner.open_writer(Path(job.out), source="agent", source_detail=detail, hz=hz,
                                 extra={**_extra(job, perturbed), "takeover": True})
     human = HumanTakeover()
-    paused = False
+    paused = [False]
     lateness: list[float] = []
-    max_progress = progress_of(game, runner.variables)
-    end_reason, complete = "max_steps", True
     pacer = Pacer(hz)
+
+    def controls() -> str | None:
+        inp = window.poll()
+        for control in ("stop", "end_episode"):
+            if control in inp.controls:
+                return "stop" if control == "stop" else "end"
+        if "pause" in inp.controls:
+            paused[0] = not paused[0]
+            pacer.start(delay_periods=1)  # this tick counts as on time; the next is a period away
+        if "takeover" in inp.controls:
+            human.toggle()
+        if paused[0]:
+            window.show(screen_now[0], overlay="paused", detail="P resumes")
+            return "skip"
+        human.keys = int(inp.action)
+        return None
+
+    screen_now = [screen]
+
+    def shown(row, after):
+        screen_now[0] = after
+        if row.get("lateness_ms") is not None:
+            lateness.append(row["lateness_ms"])
+        window.show(after, recording=True)
+        # tests and screen readers follow the step count and who drives in the title
+        window.set_title(f"contra-bc play | step {runner.steps} | "
+                         + ("YOU drive (Tab: hand back)" if human.active else "agent drives (Tab: take over)"))
+
     started = _time.perf_counter()
+    end = EpisodeEnd(complete=False, end_reason="interrupted")
     try:
-        with StopSignals() as stop:
-            window.show(screen)
-            pacer.start(delay_periods=1)
-            while runner.steps < cfg.max_steps:
-                late = pacer.wait().lateness_ms
-                if stop.requested:
-                    end_reason, complete = "interrupted", False
-                    break
-                inp = window.poll()
-                if "stop" in inp.controls:
-                    end_reason, complete = "stopped", False
-                    break
-                if "end_episode" in inp.controls:
-                    end_reason = "ended_by_user"
-                    break
-                if "pause" in inp.controls:
-                    paused = not paused
-                    pacer.start(delay_periods=1)  # this tick counts as on time; the next is a period away
-                if "takeover" in inp.controls:
-                    human.toggle()
-                if paused:
-                    window.show(screen, overlay="paused", detail="P resumes")
-                    continue
-                human.keys = int(inp.action)
-                row = take_step(runner, actor, human, emu, screen, late, perturbed)
-                lateness.append(late)
-                writer.add(screen, row)
-                screen = emu.screen()
-                max_progress = max(max_progress, progress_of(game, runner.variables))
-                window.show(screen, recording=True)
-                # tests and screen readers follow the step count and who drives in the title
-                window.set_title(f"contra-bc play | step {runner.steps} | "
-                                 + ("YOU drive (Tab: hand back)" if human.active else "agent drives (Tab: take over)"))
-                if runner.done:
-                    end_reason = runner.outcome
-                    break
+        window.show(screen)
+        end = run_episode(runner, actor, screen, max_steps=cfg.max_steps, takeover=human, perturbed=perturbed,
+                          writer=writer, pacer=pacer, controls=controls, on_step=shown)
     finally:
-        meta = writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason,
+        meta = writer.finish(runner.final_outcome(), complete=end.complete, end_reason=end.end_reason,
                              summary={**runner.summary(), "human_steps": human.steps,
                                       "perturbation": perturbed.summary() if perturbed else None})
         window.close()
-    result = episode_metrics(runner, max_progress, actor, meta, _time.perf_counter() - started, human.steps)
+    result = episode_metrics(runner, end, actor, meta, _time.perf_counter() - started, human.steps)
     lat = np.asarray(actor.latencies_ms or [0.0])
-    result.update(recording=job.out, agent_steps=runner.steps - human.steps, end_reason=end_reason,
+    result.update(recording=job.out, agent_steps=runner.steps - human.steps, end_reason=end.end_reason,
                   latency_ms_p50=round(float(np.percentile(lat, 50)), 2),
                   latency_ms_p99=round(float(np.percentile(lat, 99)), 2),
                   tick_lateness_ms_p99=round(float(np.percentile(lateness or [0.0], 99)), 2))

@@ -27,8 +27,11 @@ class VerifyJob:
     report_dir: str | None = None
 
 
+UNVERIFIABLE = "unverifiable"  # imported frames and actions: no start state, nothing to replay from
+
+
 def verify(job: VerifyJob) -> dict:
-    """Replay one recording; returns a JSON-able result (status verified/diverged/error)."""
+    """Replay one recording; returns a JSON-able result (status verified, diverged, unverifiable or error)."""
     try:
         return _verify(job)
     except UserError as exc:
@@ -41,6 +44,11 @@ def _verify(job: VerifyJob) -> dict:
     started = time.perf_counter()
     path = Path(job.path)
     rec = read_recording(path)
+    if not rec.replayable:  # says so plainly: this is no divergence, there is nothing to replay from
+        return {"path": str(path), "game": rec.meta["game"], "steps": rec.n_steps, "complete": rec.complete,
+                "frames_per_step": int(rec.meta["frames_per_step"]), "status": UNVERIFIABLE,
+                "message": f"imported from {rec.meta.get('source_detail')}: it has no emulator start state, so it "
+                           f"cannot be replayed and proved; its frames and actions are as the source gave them"}
     game = game_of_recording(rec.meta, path)
     start_state = rec.start_state()
     emu = shared_emulator(game)

@@ -428,7 +428,7 @@ def _model_config(tc: TrainConfig, ds):
         raise UserError(f"--image-input must be pool or unshuffle, not {tc.image_input!r}.")
     model_cfg = dataclasses.replace(preset, history=tc.window or preset.history, image_norm=tc.image_norm,
                                     cnn_input=tc.image_input if preset.cnn_input_pool > 1 else "pool",
-                                    layer_windows=None, frame_size=int(info.get("frame_size", [192])[0]),
+                                    frame_size=int(info.get("frame_size", [192])[0]),
                                     aux_outputs=len(ds.aux_variables) if tc.aux_weight > 0 else 0)
     if not (tc.init and not tc.resume):
         return model_cfg, None
@@ -436,7 +436,7 @@ def _model_config(tc: TrainConfig, ds):
     saved = ckfmt.read_config(init_ckpt)
     try:
         model_cfg = dataclasses.replace(ModelConfig.from_dict(saved["model"]),
-                                        frame_size=model_cfg.frame_size, layer_windows=None)
+                                        frame_size=model_cfg.frame_size)
     except (KeyError, TypeError) as exc:
         raise UserError(f"--init: {init_ckpt}/config.json has no valid model entry ({exc}); the checkpoint is "
                         f"damaged. Use another checkpoint.") from None
@@ -594,7 +594,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
     checkpoint_config = {"preset": tc.preset, "model": asdict(model_cfg), "action_schema": schema.to_json(),
                          "text_encoder": {"id": encoder.id, "dim": encoder.dim},
                          "dataset": {"path": str(tc.dataset), "game": info.get("game"), "buttons": info["buttons"],
-                                     "frame_size": info.get("frame_size"), "fps": info.get("fps")},
+                                     "frame_size": info.get("frame_size"), "hz": info.get("hz")},
                          "texts": texts, "train": asdict(tc), "parameters": count_parameters(model),
                          "aux_variables": ds.aux_variables if aux_on else []}
 
@@ -686,13 +686,20 @@ def train(tc: TrainConfig, on_step=None) -> dict:
             raise KeyboardInterrupt
 
     # ---- the end
-    if dist.world > 1:
+    ranks_agree = None
+    if dist.world > 1:  # every rank must hold the same weights after the same all-reduced updates
         import torch.distributed as tdist
 
+        mine = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().abs().sum()])
+                            for p in model.parameters()]).to(device)
+        gathered = [torch.zeros_like(mine) for _ in range(dist.world)]
+        tdist.all_gather(gathered, mine)
+        ranks_agree = all(torch.equal(gathered[0], g) for g in gathered[1:])
         tdist.barrier()
         tdist.destroy_process_group()
     return {"run": str(run), "step": step, "train_loss": record.get("loss"), "val": last_val,
-            "parameters": count_parameters(model), "checkpoint": str(run / (run / "last").read_text().strip())
+            "parameters": count_parameters(model), "ranks_agree": ranks_agree,
+            "checkpoint": str(run / (run / "last").read_text().strip())
             if dist.main and (run / "last").exists() else None}
 
 

@@ -29,7 +29,7 @@ class _DataOrPeople(Console):
 
 
 err = Console(stderr=True)
-out = _DataOrPeople()
+people = _DataOrPeople()  # stdout on a terminal, else stderr: what people read
 
 
 def stdout_is_data() -> bool:
@@ -157,7 +157,7 @@ def table(rows: list[dict], title: str) -> None:
         t.add_column(k)
     for r in rows:
         t.add_row(*[str(v) for v in r.values()])
-    out.print(t)
+    people.print(t)
 
 
 def stdin_paths(paths: list) -> list:

@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "play": ("contra_bc.play",),
     "causality-score": ("contra_bc.causality",),
     "report": ("contra_bc.report",),
+    "import": ("contra_bc.importer",),
 }
 TOP = ("contra_bc.cli", "contra_bc.__main__")
 
@@ -128,11 +129,13 @@ def test_every_option_is_a_config_field_and_every_field_an_option():
     from contra_bc.options import option_fields
 
     group = typer.main.get_command(app)
+    commands = []
+    for name, cmd in group.commands.items():  # `import` is a group of commands
+        subs = getattr(cmd, "commands", None)
+        commands += [(f"{name} {sub}", c) for sub, c in subs.items()] if subs else [(name, cmd)]
     checked = 0
-    for name, cmd in group.commands.items():
-        callback = next(c.callback for c in app.registered_commands if (c.name or c.callback.__name__.replace(
-            "_", "-")) == name)
-        cls = getattr(callback, "config_class", None)
+    for name, cmd in commands:
+        cls = getattr(cmd.callback, "config_class", None)
         assert cls is not None, f"`{name}` declares its options outside contra_bc/config.py"
         options = {p.opts[0]: p for p in cmd.params if p.param_type_name == "option"}
         fields = {f.metadata["flags"][0].split("/")[0]: f for f in option_fields(cls)}
@@ -142,5 +145,21 @@ def test_every_option_is_a_config_field_and_every_field_an_option():
             assert f.metadata["help"] in (options[flag].help or ""), (name, flag)
             assert f.name in {x.name for x in dataclasses.fields(cls)}
         checked += 1
-    assert checked == 12  # games, record, replay-verify, downsample-check, annotate, build-dataset, train, play,
-    #                       causality-score, render, export, report
+    assert checked == 14  # games, record, replay-verify, downsample-check, annotate, build-dataset, train, play,
+    #                       causality-score, render, export, report, import smb, import frames
+
+
+def test_formats_need_no_torch_and_no_emulator():
+    """formats/ reads every artefact without the emulator, and uses torch only through safetensors (checkpoints)."""
+    bad = []
+    for path in sorted((PACKAGE / "formats").glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in ("torch", "stable_retro", "retro", "typer", "rich", "google") or (
+                        name.startswith("safetensors") and path.name != "checkpoint.py"):
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert not bad, "\n".join(bad)

@@ -27,15 +27,11 @@ WATCH = (PSTATE, DEATH, LIVES, GAME_OVER, ROUTINE, LEVEL, BOSS)
 
 
 def max_pool(actions: list[int], window: int = 3) -> list[int]:
-    """A button pressed in any frame of a window is held for the whole window."""
-    pooled = []
-    for i in range(0, len(actions), window):
-        chunk = actions[i:i + window]
-        held = 0
-        for a in chunk:
-            held |= a
-        pooled += [held] * len(chunk)
-    return pooled
+    """The product's pooling (what downsample-check replays): a button pressed in any frame of a window
+    is held for the whole window."""
+    from contra_bc.downsample import pool_actions
+
+    return [int(a) for a in pool_actions(actions, window, "max")]
 
 
 def _open(state: str):
@@ -216,6 +212,7 @@ def test_gate_needs_rapid_taps(results):
 
 def test_max_pool_semantics():
     assert max_pool([B, 0, 0, 0, A, 0, 0]) == [B, B, B, A, A, A, 0]
+    assert max_pool([B, A, 0, RIGHT]) == [B | A] * 3 + [RIGHT]
 
 
 @pytest.mark.skipif(shutil.which("ca65") is None or shutil.which("ld65") is None, reason="cc65 not installed")

@@ -175,6 +175,7 @@ def test_score_on_another_dataset_uses_that_datasets_texts(tiny_run, tmp_path):
     the dataset's indices would swap the two instructions and change the score."""
     import shutil
 
+    import torch
     from safetensors.torch import load_file, save_file
 
     _, dataset = tiny_run
@@ -198,8 +199,10 @@ def test_score_on_another_dataset_uses_that_datasets_texts(tiny_run, tmp_path):
     assert len(config["texts"]) == 2
     config["texts"] = config["texts"][::-1]
     (ckpt / "config.json").write_text(json.dumps(config))
-    save_file({"embeddings": load_file(ckpt / "text_table.safetensors")["embeddings"].flip(0).contiguous()},
-              ckpt / "text_table.safetensors")
+    original_table = load_file(ckpt / "text_table.safetensors")["embeddings"]
+    save_file({"embeddings": original_table.flip(0).contiguous()}, ckpt / "text_table.safetensors")
+    # the two instructions embed differently, so swapping the table is a real change the score must see through
+    assert not torch.allclose(original_table[0], original_table[1])
     args = (texts, "--p", 1.0, "--chunks", 2, "--batch", 4, "--batches", 1, "--seed", 1)
     code, original = run_json("causality-score", run, *args)
     code2, other = run_json("causality-score", swapped, *args)

@@ -105,7 +105,7 @@ def test_round_trip_meta(recs, built):
     assert not list(out.parent.glob("*.partial-*"))
     ds = DatasetReader(out)
     meta = json.loads((recs["air"][0] / "meta.json").read_text())
-    assert ds.info["game"] == GAME and ds.info["fps"] == 20.0 and ds.info["frame_size"] == [192, 192]
+    assert ds.info["game"] == GAME and ds.info["hz"] == 20.0 and ds.info["frame_size"] == [192, 192]
     assert ds.info["buttons"] == meta["buttons"]
     assert ds.info["counts"]["episodes"] == 4 and ds.info["counts"]["frames"] == 4 * STEPS
     assert [e["length"] for e in ds.episodes] == [STEPS] * 4

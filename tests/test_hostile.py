@@ -112,7 +112,7 @@ def test_damaged_annotations_are_refused_and_never_up_to_date(airstriker_recordi
 
 INFO_DAMAGE = {
     "a list": lambda d: [],
-    "fps zero": lambda d: {**d, "fps": 0},
+    "hz zero": lambda d: {**d, "hz": 0},
     "version as string": lambda d: {**d, "format_version": "1"},
     "counts missing": lambda d: {k: v for k, v in d.items() if k != "counts"},
     "buttons short": lambda d: {**d, "buttons": []},

@@ -328,3 +328,64 @@ def test_report_clips_show_the_best_and_worst_agent_episode_beside_the_expert(ou
     frames, _ = gif_frames(images / "agent-best.gif")
     assert len(frames) == min(CLIP_STEPS, 120)  # no death in these runs: the last steps of each
     assert frames[0].shape[1] > 2 * 240  # agent and expert side by side
+
+
+@needs_outpost
+def test_the_render_command_as_users_call_it(outpost, airstriker_recording, tmp_path):
+    """Through the CLI: paths from stdin (`-`), one --label per recording, --from/--to as a person writes
+    them, --no-overlay, and the summary printed as JSON."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    out = tmp_path / "pair.mp4"
+    proc = subprocess.run([sys.executable, "-m", "contra_bc", "render", "-", "--label", "first", "--label", "second",
+                           "--from", "0:01", "--to", "2.5s", "--scale", "1", "--out", str(out), "--json"],
+                          input=f"{outpost}\n{airstriker_recording}\n", capture_output=True, text=True, env=cli_env(),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == [20, 50] and summary["frames"] == 30  # 0:01 and 2.5 s at 20 Hz
+    assert [r["label"] for r in summary["recordings"]] == ["first", "second"]
+    info, frames = decode(out)
+    assert len(frames) == 30 and (info["width"], info["height"]) == (summary["width"], summary["height"])
+
+    bare = tmp_path / "bare.mp4"
+    plain = run_cli("render", outpost, "--no-overlay", "--scale", "1", "--to", 10, "--out", bare, "--json")
+    assert plain.returncode == 0, plain.stderr
+    info, frames = decode(bare)
+    screen = read_recording(outpost).meta["screen"]
+    assert (info["height"], info["width"]) == (screen["height"], screen["width"])  # the game frame, no panel
+    assert json.loads(plain.stdout.strip().splitlines()[-1])["height"] < summary["height"]
+    refused = run_cli("render", outpost, "--to", "soon", "--out", tmp_path / "x.mp4")
+    assert refused.returncode == 2 and "--to" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@needs_outpost
+def test_an_interrupted_render_exits_130_and_leaves_no_partial_file(outpost, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import cli_env
+
+    out = tmp_path / "long.gif"  # a GIF at scale 4 of 120 steps: seconds of work
+    proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "render", str(outpost), str(outpost), "--scale", "4",
+                             "--out", str(out)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".long.gif.*.tmp")):  # the temp file exists: frames are being written
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert list(tmp_path.iterdir()) == []  # neither the video nor its temp file

@@ -165,9 +165,11 @@ def test_torchrun_two_processes_with_gloo(dataset, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            "-m", "contra_bc", "train", str(dataset), "--out", str(out), "--max-steps", "3", "--batch-size", "2",
            "--window", "4", "--grad-accum", "2", "--workers", "0", "--device", "cpu", "--log-every", "1", "--eval-every", "3",
-           "--save-every", "3", "--text-encoder", "hashed"]
+           "--save-every", "3", "--text-encoder", "hashed", "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env({"OMP_NUM_THREADS": "1"}), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])  # rank 0 prints it
+    assert summary["step"] == 3 and summary["ranks_agree"] is True  # both ranks hold the same weights
     assert [r["step"] for r in metrics(out)] == [1, 2, 3]  # rank 0 alone writes
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
     assert (out / "checkpoints" / "step-000003" / "model.safetensors").exists()

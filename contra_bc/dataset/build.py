@@ -213,7 +213,7 @@ def _check_compatible(items: list[dict], existing: dict | None) -> None:
     ref = existing or (items[0] if items else None)
     if ref is None:
         return
-    keys = {"game": ref["game"], "hz": float(ref.get("hz", ref.get("fps", 0))),
+    keys = {"game": ref["game"], "hz": float(ref["hz"]),
             "frames_per_step": ref["frames_per_step"], "buttons": ref["buttons"]}
     for it in items:
         for k, v in keys.items():
@@ -385,7 +385,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
     items = [scan(p, opts) for p in paths]
     cand = [it for it in items if it["status"] == "added"]
     if existing_info:
-        _check_compatible(cand, {**existing_info, "hz": existing_info["fps"]})
+        _check_compatible(cand, existing_info)
     else:
         _check_compatible(cand, None)
     _skip_duplicates(cand, existing_info)
@@ -413,7 +413,7 @@ def build_dataset(inputs: list[Path], out: Path, opts: BuildOptions, log=print) 
     runs.append({"seed": opts.seed, "val_fraction": opts.val_fraction, "verify": opts.verify,
                  "include_incomplete": opts.include_incomplete, "quality_filter": opts.quality.to_dict(),
                  "annotations_dir": opts.annotations_dir, "episodes": [j.episode_index for j in jobs]})
-    info = fmt.make_info(game=game, platform=new[0]["platform"], fps=new[0]["hz"],
+    info = fmt.make_info(game=game, platform=new[0]["platform"], hz=new[0]["hz"],
                          frames_per_step=new[0]["frames_per_step"], frame_size=(opts.frame_size, opts.frame_size),
                          buttons=new[0]["buttons"], episodes=episodes, n_texts=len(texts), sources=sources,
                          build={"runs": runs}, aux=list(opts.aux))

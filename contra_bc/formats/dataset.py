@@ -38,7 +38,7 @@ FILES_PER_CHUNK = 1000
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
 SPLITS = ("train", "val")
-INFO_KEYS = ("format", "format_version", "game", "platform", "fps", "frames_per_step", "frame_size",
+INFO_KEYS = ("format", "format_version", "game", "platform", "hz", "frames_per_step", "frame_size",
              "buttons", "action_encoding", "frame_storage", "row_group_rows", "counts", "splits",
              "sources", "build")
 
@@ -196,7 +196,7 @@ def frame_storage(frame_size) -> dict:
             "preprocess": "contra_bc.preprocess.preprocess_frame"}
 
 
-def make_info(*, game: str, platform: str, fps: float, frames_per_step: int, frame_size, buttons: list,
+def make_info(*, game: str, platform: str, hz: float, frames_per_step: int, frame_size, buttons: list,
               episodes: list[dict], n_texts: int, sources: list[dict], build: dict, aux: list | None = None) -> dict:
     """info.json from the episode rows (so counts and splits always agree with episodes.parquet)."""
     counts = {"episodes": len(episodes), "frames": sum(e["length"] for e in episodes), "texts": n_texts,
@@ -210,7 +210,7 @@ def make_info(*, game: str, platform: str, fps: float, frames_per_step: int, fra
         "format_version": VERSION,
         "game": game,
         "platform": platform,
-        "fps": float(fps),
+        "hz": float(hz),
         "frames_per_step": int(frames_per_step),
         "frame_size": [int(frame_size[0]), int(frame_size[1])],
         "buttons": list(buttons),
@@ -258,6 +258,8 @@ def validate_info(info: dict, where: Path) -> None:
         raise UserError(f"{where} is dataset format v{info.get('format_version')}; this contra-bc "
                         f"(v{__version__}) reads v{', v'.join(map(str, READABLE_VERSIONS))}. Rebuild the dataset with "
                         f"`contra-bc build-dataset` or install the contra-bc version that wrote it.")
+    if "fps" in info and "hz" not in info:
+        info["hz"] = info.pop("fps")  # datasets written before hz was the one name called it `fps`
     missing = [k for k in INFO_KEYS if k not in info]
     if missing:
         raise UserError(f"{where} lacks the keys {missing}; the dataset is damaged. Rebuild it.")
@@ -266,7 +268,7 @@ def validate_info(info: dict, where: Path) -> None:
         raise UserError(f"{where}: frame_size must be [height, width], got {fs!r}.")
     count = F.integer(at_least=0)
     F.require_fields(info, {
-        "game": F.string(), "fps": F.number(above=0), "frames_per_step": F.integer(at_least=1),
+        "game": F.string(), "hz": F.number(above=0), "frames_per_step": F.integer(at_least=1),
         "buttons": F.button_list(), "row_group_rows": F.integer(at_least=1),
         "counts": F.mapping({"episodes": count, "frames": count, "texts": count}),
         "splits": F.mapping({s: F.list_of(count) for s in SPLITS}), "sources": F.list_of(F.mapping()),

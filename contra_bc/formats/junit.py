@@ -27,6 +27,7 @@ class Case:
     seconds: float = 0.0
     failure: str | None = None      # a check failed (divergence, a lost episode)
     error: str | None = None        # the input could not be checked at all
+    skipped: str | None = None      # nothing to check (an imported recording has no start state to replay)
     details: str = ""
 
 
@@ -36,6 +37,7 @@ def write(path: Path, suite: str, cases: list[Case]) -> None:
     node = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)),
                          failures=str(sum(c.failure is not None for c in cases)),
                          errors=str(sum(c.error is not None for c in cases)),
+                         skipped=str(sum(c.skipped is not None for c in cases)),
                          time=f"{sum(c.seconds for c in cases):.3f}")
     for c in cases:
         case = ET.SubElement(node, "testcase", name=c.name, classname=c.classname, time=f"{c.seconds:.3f}")
@@ -43,6 +45,8 @@ def write(path: Path, suite: str, cases: list[Case]) -> None:
             ET.SubElement(case, "failure", message=c.failure).text = c.details or c.failure
         elif c.error is not None:
             ET.SubElement(case, "error", message=c.error).text = c.details or c.error
+        elif c.skipped is not None:
+            ET.SubElement(case, "skipped", message=c.skipped)
     ET.indent(root)
     check_target(path)
     try:
@@ -80,6 +84,8 @@ def verify_cases(results: list[dict]) -> list[Case]:
         case = Case(name=r["path"], classname="replay-verify", seconds=float(r.get("seconds") or 0.0))
         if r["status"] == "error":
             case.error = r.get("message", "unreadable recording")
+        elif r["status"] == "unverifiable":
+            case.skipped = r.get("message", "no start state to replay from")
         elif r["status"] == "diverged":
             d = r.get("first_divergence") or {}
             if d:

@@ -77,7 +77,7 @@ class RecordingWriter:
         game: str,
         platform: str,
         state_name: str | None,
-        start_state: bytes,
+        start_state: bytes | None,
         rom_sha1: str,
         buttons: list,
         variables: list[str],
@@ -108,14 +108,15 @@ class RecordingWriter:
         self._chunk = 0
         self.steps = 0
         self.closed = False
-        atomic.write_bytes(path / "start_state.gz", gzip.compress(start_state, mtime=0))
+        if start_state is not None:  # None: imported frames, no emulator state to start from (not replayable)
+            atomic.write_bytes(path / "start_state.gz", gzip.compress(start_state, mtime=0))
         self.meta = {
             "format": FORMAT,
             "format_version": VERSION,
             "game": game,
             "platform": platform,
             "state": state_name,
-            "start_state_sha1": sha1_hex(start_state),
+            "start_state_sha1": None if start_state is None else sha1_hex(start_state),
             "rom_sha1": rom_sha1,
             "buttons": list(buttons),
             "variables": self.variables,
@@ -180,6 +181,17 @@ class RecordingWriter:
                 d[VAR_PREFIX + v] = r["variables"][v]
             out.append(d)
         return out
+
+    def abort(self) -> None:
+        """Give up on this recording: remove its folder (a writer that never finishes leaves nothing)."""
+        if self._segment is not None:
+            try:
+                self._segment.close()
+            except Exception:  # the segment is being thrown away with the folder
+                pass
+            self._segment = None
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.closed = True
 
     def finish(self, outcome: str, *, complete: bool, end_reason: str, summary: dict | None = None) -> dict:
         """Flush, merge the chunks into steps.parquet and write the final meta.json."""
@@ -248,7 +260,16 @@ class Recording:
     def column(self, name: str) -> np.ndarray:
         return self.steps.column(name).to_numpy()
 
+    @property
+    def replayable(self) -> bool:
+        """False for a recording imported from frames and actions (no emulator state to start from)."""
+        return self.meta.get("start_state_sha1") is not None
+
     def start_state(self) -> bytes:
+        if not self.replayable:
+            raise UserError(f"{self.path} was imported from {self.meta.get('source_detail') or 'frames and actions'} "
+                            f"without an emulator state to start from, so it cannot be replayed; it can be rendered, "
+                            f"annotated and trained on.")
         p = self.path / "start_state.gz"
         try:
             raw = gzip.decompress(p.read_bytes())
@@ -393,7 +414,7 @@ def _checked_columns(steps, expected, path: Path):
 META_FIELDS = {
     "game": F.string(), "platform": F.string(), "buttons": F.button_list(),
     "variables": F.list_of(F.string()), "frames_per_step": F.integer(at_least=1), "hz": F.number(above=0),
-    "start_state_sha1": F.string(), "first_frame_hash": F.integer(), "complete": F.boolean(),
+    "start_state_sha1": F.optional(F.string()), "first_frame_hash": F.integer(), "complete": F.boolean(),
     "video": F.mapping({"chunk_steps": F.integer(at_least=1)}),
     "screen": F.mapping({"height": F.integer(at_least=1), "width": F.integer(at_least=1)}),
     "outcome": F.one_of("win", "death", "game_over", "none"),

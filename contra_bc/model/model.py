@@ -26,7 +26,6 @@ class ModelConfig:
     n_heads: int = 2
     mlp_ratio: float = 4.0
     history: int = 8                  # steps a token looks back (sliding window); also the training window
-    layer_windows: list | None = None  # optional per-layer window in steps (None: `history` everywhere)
     image_tokens: int = 1             # N image tokens per frame (paper: 1..4)
     frame_size: int = 192
     cnn_width: float = 0.25           # EfficientNet width multiplier (1.0 = B0)
@@ -46,9 +45,6 @@ class ModelConfig:
                                       # only: an auxiliary loss that makes the encoder see them; 0 = none)
     change_horizon: int = 0           # H > 0: a linear head reads, off each step's a_in output, in how many steps
     change_groups: list | None = None  # (0..H-1, or H for later) each of these action groups next changes (training only)
-
-    def windows(self) -> list[int]:
-        return list(self.layer_windows or [self.history] * self.n_layers)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -398,17 +394,15 @@ class PolicyModel(nn.Module):
         cos, sin = self._rope(steps, torch.arange(L, device=dev).repeat(T))
         valid = batch.get("valid")
         if self.attention == "flex":  # fused on a GPU; the same mask (tests/test_model.py)
-            masks = {w: block_mask(self.roles, T, w, None if valid is None else valid.to(dev))
-                     for w in set(self.cfg.windows())}
+            mask = block_mask(self.roles, T, self.cfg.history, None if valid is None else valid.to(dev))
         else:
             key_ok = True
             if valid is not None:  # padded steps are invisible to every other step
                 key_valid = valid.to(dev).repeat_interleave(L, dim=1)                           # [B, TL]
                 key_ok = key_valid[:, None, None, :] | (steps[None, :] == steps[:, None])[None, None]
-            masks = {w: attention_allowed(steps, roles, steps, roles, w)[None, None] & key_ok
-                     for w in set(self.cfg.windows())}
-        for blk, w in zip(self.blocks, self.cfg.windows()):
-            x, _ = blk(x, cos, sin, masks[w])
+            mask = attention_allowed(steps, roles, steps, roles, self.cfg.history)[None, None] & key_ok
+        for blk in self.blocks:
+            x, _ = blk(x, cos, sin, mask)
         return self.norm(x).view(B, T, L, -1)[:, :, self.layout.index(A_IN)], targets
 
     def targets(self, batch):
@@ -531,14 +525,14 @@ class PolicyModel(nn.Module):
         Appends the new non-a_in keys/values and drops steps that fell out of every window.
         Returns the final hidden states [1, Q, d].
         """
-        cache.drop_before(int(steps.min()) - max(self.cfg.windows()) + 1)
+        cache.drop_before(int(steps.min()) - self.cfg.history + 1)
         k_step, k_role = torch.cat([cache.step, steps]), torch.cat([cache.role, roles])
         cos, sin = self._rope(steps, slots)
-        masks = {w: attention_allowed(steps, roles, k_step, k_role, w) for w in set(self.cfg.windows())}
+        mask = attention_allowed(steps, roles, k_step, k_role, self.cfg.history)
         store = roles != A_IN  # nobody ever reads an a_in key: do not keep it
         cache.reserve(int(store.sum()))
-        for i, (blk, w) in enumerate(zip(self.blocks, self.cfg.windows())):
-            x, (k, v) = blk(x, cos, sin, masks[w], cache.past(i))
+        for i, blk in enumerate(self.blocks):
+            x, (k, v) = blk(x, cos, sin, mask, cache.past(i))
             cache.write(i, k[:, :, store], v[:, :, store])
         cache.commit(steps[store], roles[store])
         return self.norm(x)

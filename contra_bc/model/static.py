@@ -50,7 +50,7 @@ class StaticDecision(nn.Module):
         self.G = len(model.schema.vocab)
         self.n_obs = layout.index(A_IN) + 1                  # text, image x N, reasoning, a_in
         self.stored_per_step = self.L - 1                     # every token but a_in
-        self.window = max(cfg.windows())
+        self.window = cfg.history
         self.blocks = self.window + 1                         # the previous step's actions are computed a step late
         self.slots = self.blocks * self.stored_per_step + 1   # + the current a_in
         heads, head_dim = cfg.n_heads, cfg.d_model // cfg.n_heads

@@ -5,60 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from contra_bc import movies
-from contra_bc.emulator import action_from_names, get_game, platform_buttons
-from contra_bc.episode import EpisodeRunner
+from contra_bc.emulator import get_game, platform_buttons
+from contra_bc.episode import EpisodeRunner, run_episode
 from contra_bc.formats import atomic
+from contra_bc.formats.actions import read_action_file
 from contra_bc.formats.movies import is_movie, read_movie
 from contra_bc.pacing import Pacer
 from contra_bc.perturb import CLEAN, Perturbation
-from contra_bc.signals import StopSignals
-from contra_bc.takeover import BotActor, take_step
+from contra_bc.takeover import BotActor
 from contra_bc.errors import UserError
-
-
-def read_action_file(path: Path, buttons: list) -> np.ndarray:
-    """Actions from CSV or parquet: a column ``action`` (bitmask) or ``buttons`` ("RIGHT+A")."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Action file {path} does not exist.")
-    try:
-        if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path).to_pydict()
-        elif path.suffix.lower() == ".csv":
-            import csv
-
-            with open(path, newline="") as fh:
-                lines = list(csv.reader(fh))
-            header, body = (lines[0], lines[1:]) if lines else ([], [])
-            # a blank line is a step with no button down (csv.DictReader would skip it)
-            table = {k: [(r[j] if j < len(r) else "") for r in body] for j, k in enumerate(header)}
-        else:
-            raise UserError(f"{path}: action files are .csv or .parquet (or use bot:NAME, .bk2, .fm2).")
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"Action file {path} cannot be read ({exc}).") from None
-    allowed = sum(1 << i for i, b in enumerate(buttons) if b)  # a platform's empty slots are never pressed
-    if "action" in table:
-        try:
-            values = [int(a) for a in table["action"]]
-        except (TypeError, ValueError):
-            raise UserError(f"{path}: column 'action' must hold integer bitmasks.") from None
-        bad = [i for i, a in enumerate(values) if a < 0 or a & ~allowed]
-        if bad:
-            slots = ", ".join(f"bit {i} {b}" for i, b in enumerate(buttons) if b)
-            raise UserError(f"{path}: action {values[bad[0]]} at row {bad[0]} presses a button the platform does not "
-                            f"have; an action is a bitmask over {slots} (0..{allowed}, empty slots never set).")
-        return np.array(values, dtype=np.int64)
-    if "buttons" in table:
-        return np.array([action_from_names(buttons, (s or "").split("+")) for s in table["buttons"]], dtype=np.int64)
-    raise UserError(f"{path} needs a column 'action' (bitmask, bit i = button i of {buttons}) "
-                    f"or 'buttons' (names joined by '+', e.g. RIGHT+A).")
 
 
 @dataclass
@@ -182,36 +138,13 @@ def record_job(job: RecordJob, on_step=None) -> dict:
         detail += f" perturbation={job.perturbation.describe()}"
         extra["perturbation"] = perturbed.summary()
     writer = runner.open_writer(Path(job.out), source="script", source_detail=detail, hz=hz, extra=extra)
-    pacer = Pacer(hz) if job.realtime else None
-    end_reason, complete = "max_steps", True
-
-    def finish():
-        summary = runner.summary()
-        if perturbed:
-            summary["perturbation"] = perturbed.summary()
-        return writer.finish(runner.final_outcome(), complete=complete, end_reason=end_reason, summary=summary)
-
-    with StopSignals() as stop:
-        if pacer is not None:
-            pacer.start(delay_periods=1)
-        while runner.steps < job.max_steps:
-            if stop.requested:
-                end_reason, complete = "interrupted", False
-                return finish()
-            lateness = pacer.wait().lateness_ms if pacer is not None else None
-            try:
-                row = take_step(runner, actor, None, emu, frame, lateness, perturbed)
-            except StopIteration:
-                end_reason = "input_exhausted"
-                break
-            writer.add(frame, row)
-            frame = emu.screen()
-            if on_step:
-                on_step(runner)
-            if runner.done:
-                end_reason = runner.outcome
-                break
-    return finish()
+    end = run_episode(runner, actor, frame, max_steps=job.max_steps, perturbed=perturbed,
+                      writer=writer, pacer=Pacer(hz) if job.realtime else None,
+                      on_step=(lambda row, screen: on_step(runner)) if on_step else None)
+    summary = runner.summary()
+    if perturbed:
+        summary["perturbation"] = perturbed.summary()
+    return writer.finish(runner.final_outcome(), complete=end.complete, end_reason=end.end_reason, summary=summary)
 
 
 def record_episodes(input: str, out: Path, *, game: str | None = None, state: str | None = None,
