@@ -214,6 +214,10 @@ class TrainConfig:
                                  **NOT_NEGATIVE)
     change_weight: float = option(1.0, "--change-weight", help="Weight of the --change-horizon loss.",
                                   **NOT_NEGATIVE)
+    history_dropout: float = option(0.0, "--history-dropout", help="Chance each step's action is hidden from the "
+                                    "steps after it in training (its tokens carry no action), so the policy reads "
+                                    "what to do off the screen rather than copying its last action (0 = off).",
+                                    low=0, high=1, high_ok=False)
     learn: str = option("chosen", "--learn", help="Which action of a step to learn: chosen (what the player chose) or "
                         "executed (what the emulator ran; they differ on steps a perturbation such as --sticky "
                         "changed). The action history the policy sees is always the executed one.",

@@ -544,7 +544,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
     from contra_bc.formats.dataset import validate_dataset
     from contra_bc.model.actions import ActionSchema
     from contra_bc.model.augment import augment_frames
-    from contra_bc.model.model import count_parameters
+    from contra_bc.model.model import LossConfig, count_parameters
     from contra_bc.signals import StopSignals
 
     # ---- setup: options, processes, devices, what the run folder already holds
@@ -605,6 +605,10 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                                   {"model": model.state_dict(), "text_table": {"embeddings": table},
                                    "training_state": tensors}, {"training_state": scalars})
 
+    loss_cfg = LossConfig(z_loss=tc.z_loss, press_weight=tc.press_weight, aux_weight=tc.aux_weight if aux_on else 0.0,
+                          press_slack=tc.press_slack, slack_groups=slack_groups,
+                          change_weight=tc.change_weight if change_on else 0.0, history_dropout=tc.history_dropout)
+
     # ---- the run folder: written from here on; a run that ends with an error before its first
     # checkpoint leaves nothing behind
     made_run_dir = not run.exists()
@@ -639,9 +643,7 @@ def train(tc: TrainConfig, on_step=None) -> dict:
                         frames = augment_frames(frames, gen)
                     sync = micro == tc.grad_accum - 1 or dist.world == 1
                     with (contextlib.nullcontext() if sync else net.no_sync()), autocast:
-                        loss, stats = forward(batch, frames, tc.z_loss, tc.press_weight,
-                                              tc.aux_weight if aux_on else 0.0, tc.press_slack, slack_groups,
-                                              tc.change_weight if change_on else 0.0)
+                        loss, stats = forward(batch, frames, loss_cfg)
                         (loss / tc.grad_accum).backward()
                     loss_sum += float(loss.detach()) / tc.grad_accum
                     aux_sum += float(stats.get("aux", 0.0)) / tc.grad_accum

@@ -30,6 +30,7 @@ EXPERT=${EXPERT:-bot:expert-steady}  # the comparison arm's demonstrator
 COMPARE=${COMPARE:-1}
 WORKERS=${WORKERS:-2}
 TRAIN_FLAGS=${TRAIN_FLAGS:---sequence 32 --batch-size 4 --no-augment --focus 3 --press-slack 3 --eval-every 100 --eval-batches 8}
+PERTURB=${PERTURB-"--sticky 0.25 --noop-max 30"}  # corrections, expert runs and evaluations under it ("" for none)
 if [ -e "$OUT" ]; then echo "correction_rounds: $OUT exists; remove it or set OUT=another-folder" >&2; exit 2; fi
 PRESET=$(python3 -c 'import json,sys,pathlib; r=pathlib.Path(sys.argv[1]); c=r/(r/"last").read_text().strip() if (r/"last").exists() else r; print(json.load(open(c/"config.json"))["preset"])' "$RUN0")
 mkdir -p "$OUT"
@@ -38,7 +39,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 evaluate() {  # RUN DIR
   contra-bc play "$1" --game "$GAME" "${AT[@]}" --episodes "$EVAL_EPISODES" --workers "$WORKERS" --fast --max-steps "$MAX_STEPS" \
-    --temperature "$TEMPERATURE" --baseline none --out "$2/eval" --json | tail -n 1 > "$2/eval.json"
+    --temperature "$TEMPERATURE" $PERTURB --baseline none --out "$2/eval" --json | tail -n 1 > "$2/eval.json"
 }
 
 table() {  # ROUND ARM RUN_DIR DATA_STEPS: append a line to rounds.jsonl, redraw rounds.md and rounds.png
@@ -87,7 +88,7 @@ for r in $(seq 1 "$ROUNDS"); do
   mkdir -p "$R"
   step "round $r/$ROUNDS: $EPISODES episodes, $CORRECTOR takes over where the agent would die"
   contra-bc play "$prev" --game "$GAME" "${AT[@]}" --episodes "$EPISODES" --workers "$WORKERS" --max-steps "$MAX_STEPS" \
-    --temperature "$TEMPERATURE" --corrector "$CORRECTOR" --seed $((3000000 + 1000 * r)) --baseline none \
+    --temperature "$TEMPERATURE" $PERTURB --corrector "$CORRECTOR" --seed $((3000000 + 1000 * r)) --baseline none \
     --out "$R/corrections" --json | tail -n 1 > "$R/corrections.json"
   used=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["policies"]["agent"]["corrector_steps"])' "$R/corrections.json")
   contra-bc build-dataset "$R/corrections" --out "$OUT/dataset-correction" --append --workers "$WORKERS" > /dev/null
@@ -102,7 +103,7 @@ for r in $(seq 1 "$ROUNDS"); do
     mkdir -p "$E/runs"
     left=$used; i=0
     while [ "$left" -gt 0 ]; do  # whole expert runs, the last cut to the same step count
-      contra-bc record --input "$EXPERT" --game "$GAME" "${AT[@]}" --hz 20 --seed $((4000000 + 1000 * r + i)) \
+      contra-bc record --input "$EXPERT" --game "$GAME" "${AT[@]}" --hz 20 --seed $((4000000 + 1000 * r + i)) $PERTURB \
         --max-steps "$left" --out "$E/runs/run-$i" > /dev/null
       n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["steps"])' "$E/runs/run-$i/meta.json")
       left=$((left - n)); i=$((i + 1))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Level 2 as well: start from the Level 1 agent of examples/outpost_agent.sh, add as many Level 2
-# demonstrations (48 steady expert runs, 64 with injected mistakes and their recoveries) to its
-# dataset, fine-tune on both levels (--init: new optimizer and schedule), evaluate on both.
-# Measured here: 37 minutes on 2 cores after outpost_agent.sh's 45; 20 of 20 wins on each level.
+# demonstrations (48 steady expert runs, 64 with injected mistakes and their recoveries, under sticky
+# actions and no-op starts) to its dataset, fine-tune on both levels (--init: new optimizer and
+# schedule), evaluate on both, clean and perturbed, beside the expert.
 #   bash examples/outpost_agent.sh && bash examples/outpost_level2.sh     # reads agent-out/, writes level2-out/
 # Data seeds 1100+ and 2100+ (Level 1's are 1000+ and 2000+); evaluation seeds play's default, 1,000,000+.
 set -euo pipefail
@@ -12,8 +12,10 @@ GAME=Outpost-Nes
 STEADY_RUNS=${STEADY_RUNS:-48}
 NOISY_RUNS=${NOISY_RUNS:-64}
 TRAIN_STEPS=${TRAIN_STEPS:-2000}
-EVAL_EPISODES=${EVAL_EPISODES:-20}
+EVAL_EPISODES=${EVAL_EPISODES:-50}   # perturbed, per policy and level
+CLEAN_EPISODES=${CLEAN_EPISODES:-20}
 WORKERS=${WORKERS:-2}
+PERTURB="--sticky 0.25 --noop-max 30"
 for need in "$AGENT/run" "$AGENT/dataset"; do
   if [ ! -d "$need" ]; then echo "outpost_level2: no $need; run examples/outpost_agent.sh first (or set AGENT)" >&2; exit 2; fi
 done
@@ -23,9 +25,9 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 step "1/4 Level 2 demonstrations: $STEADY_RUNS steady expert runs and $NOISY_RUNS runs with recoveries (20 Hz)"
 contra-bc record --input bot:expert-steady --game $GAME --state Level2 --hz 20 --episodes "$STEADY_RUNS" \
-  --seed 1100 --workers "$WORKERS" --out "$OUT/recordings/steady" > /dev/null
+  --seed 1100 $PERTURB --workers "$WORKERS" --out "$OUT/recordings/steady" > /dev/null
 contra-bc record --input bot:expert-noisy --game $GAME --state Level2 --hz 20 --episodes "$NOISY_RUNS" \
-  --seed 2100 --workers "$WORKERS" --out "$OUT/recordings/noisy" > /dev/null
+  --seed 2100 $PERTURB --workers "$WORKERS" --out "$OUT/recordings/noisy" > /dev/null
 
 step "2/4 build-dataset: the Level 1 dataset (copied) + the Level 2 runs"
 cp -r "$AGENT/dataset" "$OUT/dataset"
@@ -34,17 +36,17 @@ contra-bc build-dataset "$OUT/recordings/steady" "$OUT/recordings/noisy" --out "
 
 step "3/4 fine-tune the Level 1 agent on both levels ($TRAIN_STEPS steps)"
 contra-bc train "$OUT/dataset" --init "$AGENT/run" --out "$OUT/run" --preset small --max-steps "$TRAIN_STEPS" \
-  --window 16 --sequence 32 --batch-size 4 --eval-every 500 --eval-batches 16 --no-augment --focus 3 --press-slack 3
+  --window 16 --sequence 32 --batch-size 4 --eval-every 500 --eval-batches 16 --no-augment --focus 3 --press-slack 3 \
+  --change-weight 0.1
 
-step "4/4 play: $EVAL_EPISODES evaluation episodes on each level"
+step "4/4 play on each level: $CLEAN_EPISODES clean episodes, $EVAL_EPISODES perturbed (agent, expert, random)"
 for level in Level2 Level1; do
-  contra-bc play "$OUT/run" --game $GAME --state $level --episodes "$EVAL_EPISODES" --workers "$WORKERS" --fast \
-    --max-steps 2400 --temperature 0.25 --baseline none --out "$OUT/eval-$level" --json | tail -n 1 > "$OUT/play-$level.json"
-  python3 - "$OUT/play-$level.json" "$level" <<'PY'
-import json, sys
-agent = json.load(open(sys.argv[1]))["policies"]["agent"]
-lo, hi = agent["win_rate_ci95"]
-print(f"{sys.argv[2]}: {agent['wins']} of {agent['episodes']} wins (95% CI {lo:.0%}-{hi:.0%}), "
-      f"progress quartiles {agent['progress_quartiles']}", file=sys.stderr)
-PY
+  mkdir -p "$OUT/$level"
+  contra-bc play "$OUT/run" --game $GAME --state $level --episodes "$CLEAN_EPISODES" --workers "$WORKERS" \
+    --max-steps 2400 --temperature 0.1 --expert bot:expert-steady --out "$OUT/$level/eval" --json \
+    | tail -n 1 > "$OUT/$level/play.json"
+  contra-bc play "$OUT/run" --game $GAME --state $level --episodes "$EVAL_EPISODES" --workers "$WORKERS" \
+    --max-steps 2400 --temperature 0.1 $PERTURB --expert bot:expert-steady --out "$OUT/$level/eval-perturbed" \
+    --json | tail -n 1 > "$OUT/$level/play-perturbed.json"
+  contra-bc report "$OUT/$level" > /dev/null   # $OUT/$level/report.md: agent / expert / random, clean and perturbed
 done

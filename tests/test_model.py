@@ -442,3 +442,24 @@ def test_flex_attention_block_masks_equal_the_dense_mask():
     with torch.no_grad():
         other = narrower.action_logits(batch)
     assert not torch.allclose(dense[0][batch["valid"]], other[0][batch["valid"]], atol=1e-4)
+
+
+def test_history_dropout_hides_the_actions_from_later_steps_in_training_only():
+    model = make_model()
+    batch = make_batch(model, B=1, T=6)
+    other = dict(batch, actions=batch["actions"].clone())
+    other["actions"][:, :3] ^= 0b110000001 & model.schema.known_mask  # another history for the first steps
+    model.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        hidden = model.action_logits(batch, history_dropout=1.0)
+        hidden_other = model.action_logits(other, history_dropout=1.0)
+        seen = model.action_logits(batch)
+        seen_other = model.action_logits(other)
+    later = slice(3, 6)  # steps after the changed ones
+    assert all(torch.allclose(a[:, later], b[:, later], atol=1e-5) for a, b in zip(hidden, hidden_other))
+    assert not all(torch.allclose(a[:, later], b[:, later], atol=1e-5) for a, b in zip(seen, seen_other))
+    model.eval()  # play never hides anything
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(model.action_logits(batch, history_dropout=1.0),
+                                                      model.action_logits(batch)))

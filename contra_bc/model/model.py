@@ -7,6 +7,7 @@ model with its training forward pass and its cached (incremental) forward pass.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 
 import torch
@@ -70,6 +71,20 @@ PRESETS = {
     "1.2B": ModelConfig(preset="1.2B", d_model=2048, n_layers=22, n_heads=16, history=200, cnn_width=1.0,
                         cnn_depth=1.0, cnn_token_channels=32, cnn_input_pool=1, dec_d_model=512, dec_layers=2, dec_heads=8, lr=3e-5),
 }
+
+
+@dataclass
+class LossConfig:
+    """What the training loss weighs (train's options; the defaults are plain behaviour cloning).
+    See ``PolicyModel.loss`` for each term."""
+
+    z_loss: float = 1e-4
+    press_weight: float = 1.0
+    aux_weight: float = 0.0
+    press_slack: int = 0
+    slack_groups: tuple = ()
+    change_weight: float = 0.0
+    history_dropout: float = 0.0
 
 
 # ----------------------------------------------------------------------------- token layout
@@ -370,12 +385,14 @@ class PolicyModel(nn.Module):
         return rope_tables(pos, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
 
     # -- training / analysis: full forward over T steps -----------------------
-    def a_in_states(self, batch, frames=None, image_out: list | None = None):
+    def a_in_states(self, batch, frames=None, image_out: list | None = None, history_dropout: float = 0.0):
         """Full teacher-forced backbone pass over T steps -> (a_in outputs [B, T, d], target classes [B, T, G]).
 
         The action tokens (the history later steps see) are the executed ``actions``; the targets are
         ``targets`` where the batch has them (the chosen actions: they differ on perturbed steps).
-        ``image_out``: a list that receives the image encoder's feature maps [B*T, F] (for the auxiliary loss)."""
+        ``image_out``: a list that receives the image encoder's feature maps [B*T, F] (for the auxiliary loss).
+        ``history_dropout`` p (training): each step's action tokens are, with probability p, only their
+        type (no action in them), so later steps must read what to do off the screen, not copy the last action."""
         frames = batch["frames"] if frames is None else frames
         B, T = frames.shape[:2]
         L, dev = len(self.layout), self.a_in.device
@@ -388,6 +405,9 @@ class PolicyModel(nn.Module):
             image_out.append(features)
         obs = self.observation_tokens(flat, text_emb.flatten(0, 1), has_text.flatten(), self.image.tokens(features))
         act = self.action_tokens(history.flatten(0, 1))
+        if history_dropout > 0 and self.training:
+            hidden = torch.rand(act.shape[0], device=dev) < history_dropout
+            act = torch.where(hidden[:, None, None], self.type_emb.weight[ACTION].expand_as(act), act)
         x = torch.cat([obs, act], dim=1).view(B, T * L, -1)                                 # steps laid end to end
         steps = torch.arange(T, device=dev).repeat_interleave(L)
         roles = self.roles.repeat(T)
@@ -409,29 +429,29 @@ class PolicyModel(nn.Module):
         """The action classes [B, T, G] a batch teaches: ``targets`` (chosen actions) if given, else ``actions``."""
         return self.schema.encode_tensor(batch.get("targets", batch["actions"]).to(self.a_in.device))
 
-    def action_logits(self, batch, frames=None, image_out: list | None = None, a_in_out: list | None = None):
+    def action_logits(self, batch, frames=None, image_out: list | None = None, a_in_out: list | None = None,
+                      history_dropout: float = 0.0):
         """Teacher-forced forward over a loader batch -> list over groups of logits [B, T, V_g].
         ``a_in_out``: a list that receives the a_in outputs [B, T, d] (for the change head)."""
-        h, targets = self.a_in_states(batch, frames, image_out)
+        h, targets = self.a_in_states(batch, frames, image_out, history_dropout)
         if a_in_out is not None:
             a_in_out.append(h)
         B, T = targets.shape[:2]
         logits = self.decoder(h.flatten(0, 1), targets.flatten(0, 1))
         return [lg.view(B, T, -1) for lg in logits]
 
-    def forward(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0, press_slack=0,
-                slack_groups=(), change_weight=0.0):
+    def forward(self, batch, frames=None, cfg: LossConfig | None = None):
         """Training entry point (what DDP wraps): the loss and its per-group parts."""
-        return self.loss(batch, frames, z_loss, press_weight, aux_weight, press_slack, slack_groups, change_weight)
+        return self.loss(batch, frames, cfg)
 
     @torch.no_grad()
     def action_logprobs(self, batch, frames=None):
         """List over groups of log-probabilities [B, T, V_g] (each group given the true earlier groups)."""
         return [F.log_softmax(lg.float(), dim=-1) for lg in self.action_logits(batch, frames)]
 
-    def loss(self, batch, frames=None, z_loss=1e-4, press_weight=1.0, aux_weight=0.0, press_slack=0,
-             slack_groups=(), change_weight=0.0):
+    def loss(self, batch, frames=None, cfg: LossConfig | None = None, **terms):
         """Cross-entropy summed over groups, mean over steps where loss_mask & valid; plus z-loss.
+        ``cfg`` (a LossConfig) weighs the terms below; keyword ``terms`` override its fields.
 
         ``change_weight`` > 0 (a model with a change head) adds that much of the change head's
         cross-entropy: at each step, in how many steps each rare button (``cfg.change_groups``) next
@@ -456,11 +476,15 @@ class PolicyModel(nn.Module):
         hazard), so "not yet" there is no lesson, and learning it spreads the press's probability thin
         over the steps where pressing is right. The reported nll keeps every step.
         """
+        cfg = dataclasses.replace(cfg or LossConfig(), **terms)
+        z_loss, press_weight, aux_weight = cfg.z_loss, cfg.press_weight, cfg.aux_weight
+        press_slack, slack_groups, change_weight = cfg.press_slack, cfg.slack_groups, cfg.change_weight
         use_aux = self.cfg.aux_outputs > 0 and batch.get("aux") is not None
         use_change = hasattr(self, "change_head")
         image: list = []
         a_in: list = []
-        logits = self.action_logits(batch, frames, image if use_aux else None, a_in if use_change else None)
+        logits = self.action_logits(batch, frames, image if use_aux else None, a_in if use_change else None,
+                                    cfg.history_dropout)
         dev = self.a_in.device
         keep = batch["loss_mask"].to(dev) & batch.get("valid", batch["loss_mask"]).to(dev)
         targets = self.targets(batch)
