@@ -74,6 +74,10 @@ def test_a_perturbed_demonstration_keeps_both_actions_replays_and_trains_on_the_
         changed = np.flatnonzero(action != chosen)
         assert len(changed) == p["sticky_steps"] > 10
         assert (action[changed] == action[changed - 1]).all()  # what ran is the step before's action
+        # once an action has not run, the expert fires by what ran: never B two steps running
+        after = np.arange(changed[0] + 1, len(chosen))
+        fired = after[(chosen[after] & 1) != 0]
+        assert len(fired) > 5 and not (action[fired - 1] & 1).any()
     verify = run_cli("replay-verify", out, "--check-video", "--workers", 2)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

@@ -26,6 +26,7 @@ B, SELECT, START, UP, DOWN, LEFT, RIGHT, A = 1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 <
 
 # RAM addresses (see docs/cartridge.md)
 LEVEL_ROUTINE, BOSS_DEFEATED, SCREEN, PLAYER_X, PLAYER_STATE = 0x2C, 0x3B, 0x64, 0x65, 0x90
+FIRE_COOLDOWN = 0x20  # frames until B may fire again (decremented before the press is read)
 DEATH_FLAG, PLAYER_Y, ON_GROUND, TERRAIN = 0xB4, 0x16, 0x1B, 0x300
 
 COMMIT_FRAMES = 60      # frames of plan handed out per search
@@ -75,12 +76,16 @@ class ExpertOutpost:
         self.frame = 0
         self.plan: deque = deque()
         self.tap_holds = TAP_HOLDS
+        self.sticky = False  # has an action of ours not run? then tap short and fire by the cooldown
+        self.previous = 0    # the action that ran last step
 
     def reset(self, emu) -> None:
         self.rng = random.Random(self.seed)
         self.frame = 0
         self.plan.clear()
         self.tap_holds = TAP_HOLDS
+        self.sticky = False
+        self.previous = 0
 
     # -- per-frame decision ---------------------------------------------------------------
     def act(self, emu) -> int:
@@ -89,14 +94,20 @@ class ExpertOutpost:
         self.frame += 1
         if ram[LEVEL_ROUTINE] != 4 or ram[PLAYER_STATE] != 1 or ram[BOSS_DEFEATED]:
             self.plan.clear()
+            self.previous = 0
             return 0
         if self.plan and self.plan[0][1] != self._where(ram):
             self.plan.clear()  # someone else moved the game: plan again from here
         if not self.plan:
             self.plan.extend(self._search(emu, frame))
         if not self.plan:
-            return RIGHT | self._fire(frame)
-        return self.plan.popleft()[0]
+            action = RIGHT | self._fire(frame, ram, self.previous)
+        else:
+            action = self.plan.popleft()[0]
+            if self.sticky:  # the shot follows what really ran, not the plan's guess of it
+                action = (action & ~B) | self._fire(frame, ram, self.previous)
+        self.previous = action
+        return action
 
     def observe_executed(self, action: int, chosen: int) -> None:
         """The emulator ran another action than the one handed out (sticky actions): plan again from
@@ -106,8 +117,16 @@ class ExpertOutpost:
         if (action ^ chosen) & ~B:  # where only a shot's timing changed, the course is the same
             self.plan.clear()
         self.tap_holds = (1,)
+        self.sticky = True
+        self.previous = action
 
-    def _fire(self, frame: int) -> int:
+    def _fire(self, frame: int, ram, previous: int) -> int:
+        """B or 0 for this frame. A steady rhythm (taps every 3 or 4 frames, seeded) while every action
+        runs as chosen; once one has not, a tap whenever it fires at once: B was up the frame before and
+        the cooldown ends this frame. Under sticky controls a rhythm drifts from what the shots really
+        were; this rule reads it off the game, and a policy can read it off the executed actions."""
+        if self.sticky:
+            return B if not previous & B and ram[FIRE_COOLDOWN] <= 1 else 0
         return B if (frame - self.fire_phase) % self.fire_period < self.fire_press else 0
 
     @staticmethod
@@ -134,7 +153,7 @@ class ExpertOutpost:
                     return None
                 budget[0] -= 1
                 emu.set_state(state)
-                seg = self._simulate(emu, move, frame0 + len(steps))
+                seg = self._simulate(emu, move, frame0 + len(steps), steps[-1][0] if steps else self.previous)
                 if seg is None:
                     continue
                 found = dfs(emu.get_state(), steps + seg)
@@ -149,7 +168,7 @@ class ExpertOutpost:
             return [(a, w) for a, w, _ in steps]
         return [(a, w) for a, w, _ in steps[:COMMIT_FRAMES]]
 
-    def _simulate(self, emu, move: Move, frame: int):
+    def _simulate(self, emu, move: Move, frame: int, previous: int):
         """Play one move; None if the player dies, else [(action, where_before, won)]."""
         seg = []
         ram = emu.ram()
@@ -158,7 +177,8 @@ class ExpertOutpost:
             base = move(i, ram)
             if base is None:
                 return seg
-            action = base | self._fire(frame + i)
+            action = base | self._fire(frame + i, ram, previous)
+            previous = action
             where = self._where(ram)
             emu.step(action)
             ram = emu.ram()
@@ -259,7 +279,8 @@ class NoisyExpertOutpost(ExpertOutpost):
             self.frame += 1
             self.plan.clear()  # the state is no longer the one the plan was searched from
             self.actor = "perturbation"
-            return self.mistake.pop()
+            self.previous = self.mistake.pop()
+            return self.previous
         self.mistake = []
         self.actor = "script"
         return super().act(emu)
@@ -289,5 +310,6 @@ class DrillExpertOutpost(NoisyExpertOutpost):
             self.frame += 1
             self.plan.clear()
             self.actor = "perturbation"
+            self.previous = 0
             return 0
         return super().act(emu)
