@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,26 @@ def run_json(*args, **kw):
         return proc.returncode, last_json(proc.stdout)
     except json.JSONDecodeError as exc:
         raise AssertionError(f"no JSON on stdout (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+
+
+def ctrl_c_when(ready, *args, wait: float = 120) -> tuple[int, str]:
+    """Start ``contra-bc ARGS``, press Ctrl-C (SIGINT) once ``ready()`` is true, and return its exit code
+    and stderr. Fails if it ends or takes over WAIT seconds before it is ready."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "contra_bc", *map(str, args)], env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + wait
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=wait)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, stderr
 
 
 @pytest.fixture(scope="session")

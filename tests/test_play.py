@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import cli_env, needs_outpost, run_cli, run_json
+from conftest import cli_env, ctrl_c_when, needs_outpost, run_cli, run_json
 from tiny_policy import GAME, tiny_run  # noqa: F401  (session fixture)
 
 FIELDS = ("episodes", "win_rate", "progress_mean", "progress_max", "score_mean", "deaths_mean", "steps_mean",
@@ -254,24 +254,12 @@ def test_outpost_random_baseline_reports_progress(tmp_path):
 
 
 def test_ctrl_c_leaves_a_verifiable_incomplete_recording(tiny_run, tmp_path):
-    import signal
-
     run, _ = tiny_run
     out = tmp_path / "int"
-    proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "play", str(run), "--game", GAME, "--episodes", "2",
-                             "--workers", "1", "--max-steps", "5000", "--out", str(out)],
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not list((out / "agent-0000" / "steps").glob("*.parquet")):  # a first chunk is on disk
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, stderr
+    code, stderr = ctrl_c_when(lambda: list((out / "agent-0000" / "steps").glob("*.parquet")),  # a first chunk
+                               "play", run, "--game", GAME, "--episodes", 2, "--workers", 1, "--max-steps", 5000,
+                               "--out", out)
+    assert code == 130, stderr
     meta = json.loads((out / "agent-0000" / "meta.json").read_text())
     assert meta["complete"] is False and meta["end_reason"] == "interrupted" and meta["steps"] >= 100
     assert not (out / "agent-0001").exists()  # no new episode started after Ctrl-C

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import needs_outpost, run_cli
+from conftest import ctrl_c_when, needs_outpost, run_cli
 from contra_bc import render as R
 from contra_bc.errors import UserError
 from contra_bc.formats import annotations as annotations_format
@@ -366,26 +366,8 @@ def test_the_render_command_as_users_call_it(outpost, airstriker_recording, tmp_
 
 @needs_outpost
 def test_an_interrupted_render_exits_130_and_leaves_no_partial_file(outpost, tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from conftest import cli_env
-
     out = tmp_path / "long.gif"  # a GIF at scale 4 of 120 steps: seconds of work
-    proc = subprocess.Popen([sys.executable, "-m", "contra_bc", "render", str(outpost), str(outpost), "--scale", "4",
-                             "--out", str(out)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.glob(".long.gif.*.tmp")):  # the temp file exists: frames are being written
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, stderr
+    code, stderr = ctrl_c_when(lambda: list(tmp_path.glob(".long.gif.*.tmp")),  # frames are being written
+                               "render", outpost, outpost, "--scale", "4", "--out", out)
+    assert code == 130, stderr
     assert list(tmp_path.iterdir()) == []  # neither the video nor its temp file
