@@ -310,18 +310,18 @@ def test_press_weight_weighs_the_steps_where_a_button_goes_down():
     assert all(torch.equal(a, b) for a, b in zip(stats["nll"], wstats["nll"]))  # reported nll stays unweighted
 
 
-def test_press_slack_leaves_out_the_up_steps_just_before_a_press():
+def test_press_slack_leaves_out_the_up_steps_just_before_a_press_but_not_a_release():
     import torch.nn.functional as F
 
     model = make_model()
     batch = make_batch(model, B=1, T=8)
     a_bit = 1 << 8
-    batch["actions"] = torch.tensor([[0, 0, 0, 0, a_bit, a_bit, 0, 0]])  # A goes down at 4
+    batch["actions"] = torch.tensor([[0, a_bit, 0, 0, a_bit, a_bit, 0, 0]])  # A goes down at 1 and at 4
     a_group = [g.name for g in model.schema.groups].index("A")
     with torch.no_grad():
         plain, stats = model.loss(batch, z_loss=0.0)
-        slack, sstats = model.loss(batch, z_loss=0.0, press_slack=2, slack_groups=(a_group,))
-        other, _ = model.loss(batch, z_loss=0.0, press_slack=2, slack_groups=())
+        slack, sstats = model.loss(batch, z_loss=0.0, press_slack=3, slack_groups=(a_group,))
+        other, _ = model.loss(batch, z_loss=0.0, press_slack=3, slack_groups=())
         logits = model.action_logits(batch)
     targets = model.schema.encode_tensor(batch["actions"])
     expected = 0.0
@@ -329,7 +329,7 @@ def test_press_slack_leaves_out_the_up_steps_just_before_a_press():
         ce = F.cross_entropy(lg[0].float(), targets[0, :, g], reduction="none")
         w = torch.ones(8)
         if g == a_group:
-            w[2:4] = 0.0  # the 2 up steps before the press; the press, the hold and the rest count
+            w[0] = w[3] = 0.0  # up steps within 3 before a press; 2 is the first tap's release: it counts
         expected += float((ce * w).sum() / w.sum())
     assert float(slack) == pytest.approx(expected, rel=1e-5)
     assert float(slack) != float(plain)

@@ -474,7 +474,9 @@ class PolicyModel(nn.Module):
         groups of rarely pressed buttons, e.g. A), the K steps before each press where the button is
         still up: when within a few steps a demonstrator takes off is noise (any of them clears the
         hazard), so "not yet" there is no lesson, and learning it spreads the press's probability thin
-        over the steps where pressing is right. The reported nll keeps every step.
+        over the steps where pressing is right. A release stays in (two taps 3 steps apart leave the step
+        after the first one in): otherwise a place with double taps never teaches letting go.
+        The reported nll keeps every step.
         """
         cfg = dataclasses.replace(cfg or LossConfig(), **terms)
         z_loss, press_weight, aux_weight = cfg.z_loss, cfg.press_weight, cfg.aux_weight
@@ -578,14 +580,17 @@ def steps_to_change(target, horizon: int):
 
 
 def _before_press(target, k: int):
-    """[B, T] bool: the up steps among the k steps before each step where ``target`` goes 0 -> not 0."""
+    """[B, T] bool: the up steps among the k steps before each step where ``target`` goes 0 -> not 0,
+    but never a release (the first up step after a press): that lesson is not timing noise."""
     up = target == 0
     start = torch.zeros_like(up)
     start[:, 1:] = ~up[:, 1:] & up[:, :-1]
     near = torch.zeros_like(up)
     for d in range(1, k + 1):
         near[:, :-d] |= start[:, d:]
-    return near & up
+    released = torch.zeros_like(up)
+    released[:, 1:] = up[:, 1:] & ~up[:, :-1]
+    return near & up & ~released
 
 
 def build_model(cfg: ModelConfig, schema: ActionSchema) -> PolicyModel:
