@@ -418,7 +418,8 @@ def _claim_run_dir(tc: TrainConfig, run: Path) -> TrainConfig:
 
 def _model_config(tc: TrainConfig, ds):
     """(model config, --init checkpoint or None): the preset fitted to the dataset, or the shape of
-    the --init checkpoint, which must fit the preset, window and buttons asked for."""
+    the --init checkpoint, which must fit the preset, window and buttons asked for; on --resume the run's
+    change head (checked against the checkpoint when it loads)."""
     from contra_bc.formats import checkpoint as ckfmt
     from contra_bc.model.model import PRESETS, ModelConfig
 
@@ -430,7 +431,13 @@ def _model_config(tc: TrainConfig, ds):
                                     cnn_input=tc.image_input if preset.cnn_input_pool > 1 else "pool",
                                     frame_size=int(info.get("frame_size", [192])[0]),
                                     aux_outputs=len(ds.aux_variables) if tc.aux_weight > 0 else 0)
-    if not (tc.init and not tc.resume):
+    if tc.resume:  # the run's own model: a change head only if the run was built with one
+        model_saved = ckfmt.read_config(ckfmt.resume_checkpoint(Path(tc.out))).get("model")
+        if isinstance(model_saved, dict) and isinstance(model_saved.get("change_groups"), list):
+            model_cfg = dataclasses.replace(model_cfg, change_horizon=int(model_saved.get("change_horizon") or 0),
+                                            change_groups=list(model_saved["change_groups"]))
+        return model_cfg, None
+    if not tc.init:
         return model_cfg, None
     init_ckpt = ckfmt.resolve_checkpoint(tc.init)
     saved = ckfmt.read_config(init_ckpt)

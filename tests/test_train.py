@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import cli_env, run_cli, signal_frozen
+from conftest import cli_env, needs_outpost, run_cli, signal_frozen
 
 STEPS = 30
 TRAIN = ["--preset", "tiny", "--batch-size", "4", "--window", "8", "--workers", "0", "--no-augment",
@@ -215,6 +215,25 @@ def test_stop_at_then_bare_resume_continues_and_an_unstarted_run_restarts(datase
     (tmp_path / "afile").write_text("x")
     onfile = run_cli("train", dataset, "--out", tmp_path / "afile", "--max-steps", 2, *TRAIN)
     assert onfile.returncode == 2 and "is a file" in onfile.stderr and "Traceback" not in onfile.stderr
+
+
+@needs_outpost
+def test_a_run_with_a_change_head_resumes_with_it(tmp_path):
+    """--change-horizon adds a head (for the rarely pressed A on Outpost); a resumed run must build it again
+    to load its weights."""
+    run_cli("record", "--input", "bot:expert-steady", "--game", "Outpost-Nes", "--hz", "20", "--episodes", "2",
+            "--workers", "2", "--max-steps", "200", "--out", tmp_path / "recs", check=True)
+    dataset = tmp_path / "ds"
+    run_cli("build-dataset", tmp_path / "recs", "--out", dataset, "--val-fraction", "0.5", check=True)
+    out = tmp_path / "change"
+    run_cli("train", dataset, "--out", out, "--max-steps", 6, "--stop-at", 3, "--change-horizon", 4,
+            "--change-weight", 0.1, *TRAIN, check=True, timeout=600)
+    cfg = json.loads((out / "checkpoints" / "step-000003" / "config.json").read_text())
+    assert cfg["model"]["change_horizon"] == 4 and cfg["model"]["change_groups"]
+    resumed = run_cli("train", dataset, "--out", out, "--resume", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["step"] for r in metrics(out)] == list(range(1, 7))
+    assert all("change" in r for r in metrics(out))  # the auxiliary loss ran before and after the resume
 
 
 def test_options_precedence_flags_then_config_file_then_the_resumed_run(tmp_path):
