@@ -433,9 +433,10 @@ def _model_config(tc: TrainConfig, ds):
                                     aux_outputs=len(ds.aux_variables) if tc.aux_weight > 0 else 0)
     if tc.resume:  # the run's own model: a change head only if the run was built with one
         model_saved = ckfmt.read_config(ckfmt.resume_checkpoint(Path(tc.out))).get("model")
-        if isinstance(model_saved, dict) and isinstance(model_saved.get("change_groups"), list):
-            model_cfg = dataclasses.replace(model_cfg, change_horizon=int(model_saved.get("change_horizon") or 0),
-                                            change_groups=list(model_saved["change_groups"]))
+        model_saved = model_saved if isinstance(model_saved, dict) else {}
+        horizon, groups = model_saved.get("change_horizon"), model_saved.get("change_groups")
+        if isinstance(horizon, int) and isinstance(groups, list):  # a damaged entry fails when the weights load
+            model_cfg = dataclasses.replace(model_cfg, change_horizon=horizon, change_groups=list(groups))
         return model_cfg, None
     if not tc.init:
         return model_cfg, None
