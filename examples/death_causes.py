@@ -6,8 +6,11 @@
 Each recording is replayed from its start state (as replay-verify does) and, on the frame the
 player dies, the cartridge's RAM (docs/cartridge.md) says where and how: progress (screen x 256 +
 x), the player's top y, the terrain under the player, the enemy bullets near it, and for how many
-frames A had been held. The cause is read in this order: a laser ceiling (top y < 180 under `=`
-or `*`), a pit, an enemy bullet within 8 px, a mine, else an enemy or other.
+frames A had been held, which life of the episode it was (0 = the first), and over the LOOKBACK
+steps before it how often the actor *chose* A and how often A *ran* (they differ under sticky
+actions: a chosen press can be replaced by the previous action). The cause is read in this order:
+a laser ceiling (top y < 180 under `=` or `*`), a pit, an enemy bullet within 8 px, a mine, else an
+enemy or other.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 A = 1 << 8
 SCREEN, PLAYER_X, PLAYER_Y, PLAYER_STATE, TERRAIN = 0x64, 0x65, 0x16, 0x90, 0x300
 ENEMY_BULLET_X, ENEMY_BULLET_ACTIVE = 0x7C, 0x80
+LOOKBACK = 25  # steps before a death over which chosen and executed presses of A are counted
 
 
 def causes(path: Path, emu) -> list[dict]:
@@ -30,8 +34,9 @@ def causes(path: Path, emu) -> list[dict]:
     emu.set_state(rec.start_state())
     emu.step(0, int(rec.meta.get("reset_frames", 1)))
     frames = int(rec.meta["frames_per_step"])
+    chosen = rec.chosen_actions
     deaths, held = [], 0
-    for action in rec.actions:
+    for i, action in enumerate(rec.actions):
         held = held + 1 if action & A else 0
         alive = emu.ram()[PLAYER_STATE] != 2
         emu.step(int(action), frames)
@@ -51,8 +56,11 @@ def causes(path: Path, emu) -> list[dict]:
             cause = "mine"
         else:
             cause = "enemy or other"
+        start = max(0, i + 1 - LOOKBACK)
         deaths.append({"progress": int(ram[SCREEN]) * 256 + x, "top_y": top, "terrain": terrain,
-                       "cause": cause, "a_held_frames": held})
+                       "cause": cause, "a_held_frames": held, "life": len(deaths),
+                       "a_chosen_steps": int(sum(1 for a in chosen[start:i + 1] if a & A)),
+                       "a_ran_steps": int(sum(1 for a in rec.actions[start:i + 1] if a & A))})
     return deaths
 
 
@@ -70,7 +78,8 @@ def main() -> int:
         result[str(path)] = causes(path, emu)
         totals.update(d["cause"] for d in result[str(path)])
         if not args.json:
-            print(path.name, ", ".join(f"{d['progress']} {d['cause']} (A held {d['a_held_frames']})"
+            print(path.name, ", ".join(f"{d['progress']} {d['cause']} (A held {d['a_held_frames']}; "
+                                       f"A chosen {d['a_chosen_steps']}, ran {d['a_ran_steps']} of the last {LOOKBACK} steps)"
                                        for d in result[str(path)]) or "no deaths")
     if args.json:
         print(json.dumps({"recordings": result, "totals": dict(totals)}))
