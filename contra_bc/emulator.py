@@ -295,13 +295,16 @@ def classify(game: Game, now: dict, before: dict | None) -> str:
     return "none"
 
 
+PROGRESS_PER_LEVEL = 256 * 256  # progress_of's number for one level (256 screens of 256)
+
+
 def progress_of(game: Game, variables: dict) -> int:
     """One number that grows as the player gets further: level, screen, offset."""
     spec = game.progress
     level = variables.get(spec.get("level", ""), 0)
     screen = variables.get(spec.get("screen", ""), 0)
     offset = variables.get(spec.get("offset", ""), 0)
-    return (level * 256 + screen) * 256 + offset
+    return level * PROGRESS_PER_LEVEL + screen * 256 + offset
 
 
 class Emulator:

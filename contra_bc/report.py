@@ -29,7 +29,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from contra_bc.emulator import get_game, progress_of
+from contra_bc.emulator import PROGRESS_PER_LEVEL, get_game, progress_of
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
 from contra_bc.formats.recording import find_recordings, read_recording
@@ -72,16 +72,22 @@ def expert_summary(folder: Path) -> dict | None:
 
 def _evaluation(evaluation: dict | None, folder: str, expert_runs: dict | None) -> dict | None:
     """One evaluation of the run: its perturbation, seeds and per-policy summaries, each policy's
-    progress as a share of the expert's (the evaluation's own expert, else the training runs')."""
+    progress as a share of the expert's (the evaluation's own expert, else the training runs'), both
+    counted from the start of the level the evaluation began on."""
     if evaluation is None:
         return None
     policies = dict(evaluation.get("policies", {}))
     if "expert" not in policies and expert_runs:
         policies["expert"] = expert_runs
+    # progress counts levels too ((level·256 + screen)·256 + offset): share it from the start of the
+    # level the episodes began on, or on Level 2 a policy that died at once would get 98% of the expert
+    reached = [x for s in policies.values() for x in (s.get("progress") or [s.get("progress_mean")]) if x is not None]
+    base = (int(min(reached)) // PROGRESS_PER_LEVEL) * PROGRESS_PER_LEVEL if reached else 0
     expert_progress = (policies.get("expert") or {}).get("progress_mean")
     for summary in policies.values():
         p = summary.get("progress_mean")
-        summary["progress_vs_expert"] = (p / expert_progress) if (p is not None and expert_progress) else None
+        summary["progress_vs_expert"] = ((p - base) / (expert_progress - base)
+                                         if (p is not None and expert_progress and expert_progress > base) else None)
     return {"folder": folder, "perturbation": evaluation.get("perturbation") or {"sticky": 0.0, "noop_max": 0},
             "seeds": evaluation.get("seeds"), "temperature": evaluation.get("temperature"),
             "evaluated_on": f"{evaluation.get('game')}, {evaluation.get('state')}", "policies": policies}

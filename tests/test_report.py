@@ -76,3 +76,25 @@ def test_a_perturbation_field_of_the_wrong_shape_is_refused(tmp_path):
     _evaluation(run / "eval" / "evaluation.json", {"sticky": 2, "noop_max": 30}, {"agent": (1, 2, 2, 10)})
     proc = run_cli("report", run)
     assert proc.returncode == 2 and "`perturbation`" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_progress_against_the_expert_counts_from_the_start_of_the_level_played(tmp_path):
+    """On Level 2 progress starts at 65,536 (one level): a random policy that dies at once must not get
+    98% of the expert's progress, as it did when the share was taken from zero."""
+    run = tmp_path / "pipeline"
+    level2 = 256 * 256
+    reached = {"agent": level2 + 600, "expert": level2 + 1200, "random": level2 + 90}
+    rows = {name: [_episode(i, name == "expert", p, i) for i in range(4)] for name, p in reached.items()}
+    summaries = {name: summarize(r) for name, r in rows.items()}
+    detail = {name: [{k: v for k, v in e.items() if k != "latency_ms"} for e in r] for name, r in rows.items()}
+    folder = run / "eval"
+    folder.mkdir(parents=True)
+    (folder / "evaluation.json").write_text(json.dumps({
+        "game": "Outpost-Nes", "state": "Level2", "episodes": 4, "seed": 1_000_000, "seeds": [1_000_000, 1_000_003],
+        "temperature": 0.1, "perturbation": {"sticky": 0.0, "noop_max": 0}, "policies": summaries,
+        "episodes_detail": detail}))
+    code, report = run_json("report", run)
+    assert code == 0
+    shares = {k: v["progress_vs_expert"] for k, v in report["evaluations"]["clean"]["policies"].items()}
+    assert shares["expert"] == 1.0
+    assert abs(shares["agent"] - 0.5) < 1e-9 and abs(shares["random"] - 90 / 1200) < 1e-9
