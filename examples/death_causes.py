@@ -21,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 A = 1 << 8
 SCREEN, PLAYER_X, PLAYER_Y, PLAYER_STATE, TERRAIN = 0x64, 0x65, 0x16, 0x90, 0x300
 ENEMY_BULLET_X, ENEMY_BULLET_ACTIVE = 0x7C, 0x80
@@ -34,9 +36,9 @@ def causes(path: Path, emu) -> list[dict]:
     emu.set_state(rec.start_state())
     emu.step(0, int(rec.meta.get("reset_frames", 1)))
     frames = int(rec.meta["frames_per_step"])
-    chosen = rec.chosen_actions
+    actions, chosen = rec.actions, rec.chosen_actions  # each a column read from steps.parquet
     deaths, held = [], 0
-    for i, action in enumerate(rec.actions):
+    for i, action in enumerate(actions):
         held = held + 1 if action & A else 0
         alive = emu.ram()[PLAYER_STATE] != 2
         emu.step(int(action), frames)
@@ -59,8 +61,8 @@ def causes(path: Path, emu) -> list[dict]:
         start = max(0, i + 1 - LOOKBACK)
         deaths.append({"progress": int(ram[SCREEN]) * 256 + x, "top_y": top, "terrain": terrain,
                        "cause": cause, "a_held_frames": held, "life": len(deaths),
-                       "a_chosen_steps": int(sum(1 for a in chosen[start:i + 1] if a & A)),
-                       "a_ran_steps": int(sum(1 for a in rec.actions[start:i + 1] if a & A))})
+                       "a_chosen_steps": int(np.count_nonzero(chosen[start:i + 1] & A)),
+                       "a_ran_steps": int(np.count_nonzero(actions[start:i + 1] & A))})
     return deaths
 
 
@@ -72,9 +74,16 @@ def main() -> int:
     from contra_bc.emulator import Emulator
     from contra_bc.formats.recording import find_recordings
 
-    emu = Emulator("Outpost-Nes")
+    from contra_bc.errors import UserError
+
+    try:
+        paths = find_recordings(args.recordings)
+        emu = Emulator("Outpost-Nes")
+    except UserError as exc:
+        print(f"death_causes: {exc}", file=sys.stderr)
+        return 2
     result, totals = {}, collections.Counter()
-    for path in find_recordings(args.recordings):
+    for path in paths:
         result[str(path)] = causes(path, emu)
         totals.update(d["cause"] for d in result[str(path)])
         if not args.json:
