@@ -298,6 +298,12 @@ def classify(game: Game, now: dict, before: dict | None) -> str:
 PROGRESS_PER_LEVEL = 256 * 256  # progress_of's number for one level (256 screens of 256)
 
 
+def level_start(progress: list) -> int:
+    """The progress number where the level of the lowest of ``progress`` begins (0 for an empty list):
+    what counts from the start of the level played, for shares and chart axes."""
+    return (int(min(progress)) // PROGRESS_PER_LEVEL) * PROGRESS_PER_LEVEL if progress else 0
+
+
 def progress_of(game: Game, variables: dict) -> int:
     """One number that grows as the player gets further: level, screen, offset."""
     spec = game.progress

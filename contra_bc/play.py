@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from contra_bc.config import PlayConfig
-from contra_bc.emulator import digest64, get_game
+from contra_bc.emulator import digest64, get_game, level_start
 from contra_bc.episode import EpisodeEnd, EpisodeRunner, run_episode
 from contra_bc.options import check
 from contra_bc.perturb import NOOP
@@ -489,8 +489,10 @@ def draw_deaths(report: dict, path: Path) -> str | None:
     reach = [p for s in report["policies"].values() for p in (s.get("progress") or [])]
     if not any(groups.values()):
         return None
+    everything = reach + [p for g in groups.values() for p in g]
+    # from the start of the level played: on Level 2 (progress from 65,536) an axis from 0 hid every bar in one
     histogram_chart(groups, path, title=f"where the episodes' deaths happened ({report['game']})",
-                    xlabel="progress at death", lo=0, hi=max(reach + [p for g in groups.values() for p in g]))
+                    xlabel="progress at death", lo=level_start(everything), hi=max(everything))
     return str(path)
 
 

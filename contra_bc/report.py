@@ -29,7 +29,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from contra_bc.emulator import PROGRESS_PER_LEVEL, get_game, progress_of
+from contra_bc.emulator import get_game, level_start, progress_of
 from contra_bc.errors import UserError
 from contra_bc.formats import atomic
 from contra_bc.formats.recording import find_recordings, read_recording
@@ -82,7 +82,7 @@ def _evaluation(evaluation: dict | None, folder: str, expert_runs: dict | None) 
     # progress counts levels too ((level·256 + screen)·256 + offset): share it from the start of the
     # level the episodes began on, or on Level 2 a policy that died at once would get 98% of the expert
     reached = [x for s in policies.values() for x in (s.get("progress") or [s.get("progress_mean")]) if x is not None]
-    base = (int(min(reached)) // PROGRESS_PER_LEVEL) * PROGRESS_PER_LEVEL if reached else 0
+    base = level_start(reached)
     expert_progress = (policies.get("expert") or {}).get("progress_mean")
     for summary in policies.values():
         p = summary.get("progress_mean")

@@ -98,3 +98,11 @@ def test_progress_against_the_expert_counts_from_the_start_of_the_level_played(t
     shares = {k: v["progress_vs_expert"] for k, v in report["evaluations"]["clean"]["policies"].items()}
     assert shares["expert"] == 1.0
     assert abs(shares["agent"] - 0.5) < 1e-9 and abs(shares["random"] - 90 / 1200) < 1e-9
+
+
+def test_level_start_is_where_the_lowest_progress_s_level_begins():
+    from contra_bc.emulator import level_start
+
+    assert level_start([]) == 0 and level_start([1200, 90]) == 0
+    assert level_start([65_536 + 1200, 65_536 + 90]) == 65_536  # Level 2
+    assert level_start([65_536 + 1200, 90]) == 0                # a run that began on Level 1
