@@ -231,6 +231,9 @@ class TrainConfig:
     image_input: str = option("pool", "--image-input", help="How the image encoder takes the frame: pool (average k "
                               "x k pixels) or unshuffle (fold them into channels: every pixel reaches the encoder).",
                               choices=("pool", "unshuffle"))
+    image_pool: int | None = option(None, "--image-pool", help="k: the image encoder takes the frame at 1/k its "
+                                    "size (default: the preset's; small 2, 150M and up 1). 4 with --image-input "
+                                    "unshuffle keeps every pixel at ~40% of the encoder's time at 2.", low=1, high=8)
     image_norm: str = option("group", "--image-norm", help="Image encoder norm: group (per frame) or batch (across "
                              "the batch, as older checkpoints).", choices=("group", "batch"))
     lr: float | None = option(None, "--lr", help="Peak learning rate (default: the preset's; paper D.2: 1e-4, 3e-5 "

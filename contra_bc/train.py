@@ -427,8 +427,9 @@ def _model_config(tc: TrainConfig, ds):
     preset = PRESETS[tc.preset]
     if tc.image_input not in ("pool", "unshuffle"):
         raise UserError(f"--image-input must be pool or unshuffle, not {tc.image_input!r}.")
+    pool = tc.image_pool or preset.cnn_input_pool
     model_cfg = dataclasses.replace(preset, history=tc.window or preset.history, image_norm=tc.image_norm,
-                                    cnn_input=tc.image_input if preset.cnn_input_pool > 1 else "pool",
+                                    cnn_input_pool=pool, cnn_input=tc.image_input if pool > 1 else "pool",
                                     frame_size=int(info.get("frame_size", [192])[0]),
                                     aux_outputs=len(ds.aux_variables) if tc.aux_weight > 0 else 0)
     if tc.resume:  # the run's own model: a change head only if the run was built with one

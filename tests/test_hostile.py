@@ -212,6 +212,8 @@ BAD_OPTIONS = [
     ("train", "DATASET", "--log-every", "0"),
     ("train", "DATASET", "--device", "bogus"),
     ("train", "DATASET", "--text-dropout", "1.5"),
+    ("train", "DATASET", "--image-pool", "0"),
+    ("train", "DATASET", "--image-pool", "9"),
     ("play", "RUN", "--temperature", "nan"),
     ("play", "RUN", "--temperature", "-1"),
     ("build-dataset", "DATASET", "--frame-size", "100000"),

@@ -218,6 +218,23 @@ def test_stop_at_then_bare_resume_continues_and_an_unstarted_run_restarts(datase
 
 
 @needs_outpost
+def test_image_pool_sets_the_encoder_input_and_play_uses_it(dataset, tmp_path):
+    """--image-pool k overrides the preset's input pooling (tiny: 4); the checkpoint keeps it, with the
+    unshuffled input, and play builds the same encoder from it; a k the frames cannot take is refused."""
+    out = tmp_path / "pool2"
+    run_cli("train", dataset, "--out", out, "--max-steps", 2, *TRAIN, "--image-pool", 2, "--image-input",
+            "unshuffle", check=True, timeout=600)
+    model = json.loads((out / "checkpoints" / "step-000002" / "config.json").read_text())["model"]
+    assert (model["cnn_input_pool"], model["cnn_input"]) == (2, "unshuffle")
+    played = run_cli("play", out, "--game", "Airstriker-Genesis-v0", "--episodes", 1, "--max-steps", 6,
+                     "--fast", "--baseline", "none", "--out", tmp_path / "play", "--json", timeout=600)
+    assert played.returncode == 0, played.stderr
+    assert json.loads(played.stdout.strip().splitlines()[-1])["policies"]["agent"]["episodes"] == 1
+    refused = run_cli("train", dataset, "--out", tmp_path / "pool8", "--max-steps", 2, *TRAIN, "--image-pool", 8)
+    assert refused.returncode == 2 and "at least 256x256" in refused.stderr, refused.stderr
+    assert not (tmp_path / "pool8").exists()
+
+
 def test_a_run_with_a_change_head_resumes_with_it(tmp_path):
     """--change-horizon adds a head (for the rarely pressed A on Outpost); a resumed run must build it again
     to load its weights."""
