@@ -217,7 +217,6 @@ def test_stop_at_then_bare_resume_continues_and_an_unstarted_run_restarts(datase
     assert onfile.returncode == 2 and "is a file" in onfile.stderr and "Traceback" not in onfile.stderr
 
 
-@needs_outpost
 def test_image_pool_sets_the_encoder_input_and_play_uses_it(dataset, tmp_path):
     """--image-pool k overrides the preset's input pooling (tiny: 4); the checkpoint keeps it, with the
     unshuffled input, and play builds the same encoder from it; a k the frames cannot take is refused."""
@@ -235,6 +234,7 @@ def test_image_pool_sets_the_encoder_input_and_play_uses_it(dataset, tmp_path):
     assert not (tmp_path / "pool8").exists()
 
 
+@needs_outpost
 def test_a_run_with_a_change_head_resumes_with_it(tmp_path):
     """--change-horizon adds a head (for the rarely pressed A on Outpost); a resumed run must build it again
     to load its weights."""
