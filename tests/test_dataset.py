@@ -548,3 +548,27 @@ def test_drills_start_at_the_turret_and_wait_a_seeded_untrained_while(tmp_path):
         verify = cli("replay-verify", out, check=False)
         assert verify.returncode == 0, verify.stdout + verify.stderr
     assert waits[3] != waits[4]
+
+
+@needs_outpost
+def test_respawn_runs_lose_the_first_life_untrained_and_hop_after_the_respawn(tmp_path):
+    """bot:expert-respawn: the first life ends at the turret's bullet on screen 1 and, with the death, is
+    all `perturbation` (never trained on); from the respawn the expert plays (`script`, but for
+    expert-noisy's own mistakes), hops the bullet on the same screen and does not die again; the
+    recording replays bit for bit."""
+    out = tmp_path / "respawn"
+    cli("record", "--input", "bot:expert-respawn", "--game", "Outpost-Nes", "--out", out, "--max-steps", 640,
+        "--seed", 4)
+    steps = pq.read_table(out / "steps.parquet").to_pylist()
+    dead = [i for i, s in enumerate(steps) if s["var_player_state"] == 2]
+    first, last = dead[0], dead[-1]
+    assert dead == list(range(first, last + 1))  # one death
+    assert steps[first]["var_screen"] == 1 and steps[first]["var_enemy_bullet_on_0"] + steps[first]["var_enemy_bullet_on_1"]
+    played = next(i for i, s in enumerate(steps) if s["actor"] == "script")
+    assert 0 < played - last <= 2  # from the respawn on
+    assert {s["actor"] for s in steps[:played]} == {"perturbation"}
+    hops = [i for i in range(played, len(steps)) if steps[i]["action"] & 256 and not steps[i - 1]["action"] & 256
+            and steps[i]["var_screen"] == 1 and steps[i]["var_enemy_bullet_on_0"]]
+    assert hops, "no hop over the bullet after the respawn"
+    verify = cli("replay-verify", out, check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr

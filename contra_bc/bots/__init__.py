@@ -31,6 +31,9 @@ def _registry():
         bots["expert-noisy"] = (expert_outpost.NoisyExpertOutpost,
                                 "the steady expert with injected mistakes (steps marked `perturbation`, not "
                                 "trained on) and its recoveries")
+        bots["expert-respawn"] = (expert_outpost.RespawnExpertOutpost,
+                                  "expert-noisy that walks into Level 1's turret bullet once (its first life, "
+                                  "not trained on) and plays on from the respawn")
         bots["expert-drill"] = (expert_outpost.DrillExpertOutpost,
                                 "expert-noisy after a seeded 0-89 step wait (not trained on): drills from a "
                                 "mid-level state such as Level1Turret")

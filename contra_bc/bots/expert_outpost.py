@@ -26,6 +26,7 @@ B, SELECT, START, UP, DOWN, LEFT, RIGHT, A = 1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 <
 
 # RAM addresses (see docs/cartridge.md)
 LEVEL_ROUTINE, BOSS_DEFEATED, SCREEN, PLAYER_X, PLAYER_STATE = 0x2C, 0x3B, 0x64, 0x65, 0x90
+ENEMY_BULLET_X, ENEMY_BULLET_ACTIVE = 0x7C, 0x80  # two enemy bullets: x, and 1 while in flight
 FIRE_COOLDOWN = 0x20  # frames until B may fire again (decremented before the press is read)
 DEATH_FLAG, PLAYER_Y, ON_GROUND, TERRAIN = 0xB4, 0x16, 0x1B, 0x300
 
@@ -313,3 +314,46 @@ class DrillExpertOutpost(NoisyExpertOutpost):
             self.previous = 0
             return 0
         return super().act(emu)
+
+
+TURRET_SCREEN = 1     # Level 1's screen with the turret, where a first death sends the player back
+WALK_INTO_PX = 40     # how near the turret's bullet has to be before the first life stops dodging it
+
+
+class RespawnExpertOutpost(NoisyExpertOutpost):
+    """``bot:expert-respawn``: expert-noisy that loses its first life to the turret's bullet on purpose
+    and plays on from the respawn. A first death on the turret's screen sends the player back to the
+    screen's start, falling in, with the screen's enemies back: the bullet then meets it ~18 px before
+    the place of the first approach, a moment the other demonstrations hardly ever show (an agent that
+    dies there once never hops there again: docs/experiments.md). The whole first life and the death
+    are marked ``perturbation``, so no step teaches walking into the bullet (the expert never learns the
+    miss, only the way on from the respawn)."""
+
+    def __init__(self, seed: int, game=None):
+        super().__init__(seed, game)
+        self.life = "first"
+
+    def reset(self, emu) -> None:
+        super().reset(emu)
+        self.life = "first"
+
+    def act(self, emu) -> int:
+        ram = emu.ram()
+        if self.life == "first" and ram[PLAYER_STATE] == 2:
+            self.life = "dying"
+        elif self.life == "dying" and ram[PLAYER_STATE] != 2:
+            self.life = "respawned"
+        if self.life == "respawned":
+            return super().act(emu)
+        x = int(ram[PLAYER_X])
+        bullet_ahead = any(ram[ENEMY_BULLET_ACTIVE + k] and 0 <= int(ram[ENEMY_BULLET_X + k]) - x <= WALK_INTO_PX
+                           for k in range(2))
+        if self.life == "first" and ram[SCREEN] == TURRET_SCREEN and ram[PLAYER_STATE] == 1 and bullet_ahead:
+            self.frame += 1
+            self.plan.clear()
+            self.previous = RIGHT
+            action = RIGHT  # into the bullet
+        else:
+            action = super().act(emu)
+        self.actor = "perturbation"
+        return action
