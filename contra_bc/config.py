@@ -226,8 +226,8 @@ class TrainConfig:
                                "a head reads those game variables off each frame's image features (0 turns it off).",
                                **NOT_NEGATIVE)
     init: str | None = option(None, "--init", help="Start from the weights of this checkpoint or RUN (fine-tuning, "
-                              "e.g. after a correction round): its preset and window, a new optimizer and "
-                              "learning-rate schedule.")
+                              "e.g. after a correction round): its preset, window and image encoder input (--image-pool and "
+                              "--image-input, if given, must match it), a new optimizer and learning-rate schedule.")
     image_input: str = option("pool", "--image-input", help="How the image encoder takes the frame: pool (average k "
                               "x k pixels) or unshuffle (fold them into channels: every pixel reaches the encoder).",
                               choices=("pool", "unshuffle"))

@@ -453,6 +453,13 @@ def _model_config(tc: TrainConfig, ds):
         raise UserError(f"--init: {init_ckpt} is a {saved.get('preset')} model with window "
                         f"{model_cfg.history}; pass --preset {saved.get('preset')} and --window "
                         f"{model_cfg.history} (or leave --window out).")
+    asked = (tc.image_pool, tc.image_input if tc.image_pool != 1 else "pool")
+    has = (model_cfg.cnn_input_pool, model_cfg.cnn_input)
+    if (tc.image_pool is not None and asked != has) or (tc.image_input != "pool" and tc.image_input != has[1]):
+        raise UserError(f"--init: {init_ckpt}'s image encoder takes the frame at 1/{has[0]} its size ({has[1]}); "
+                        f"--image-pool {tc.image_pool or has[0]} --image-input {tc.image_input} asks for another "
+                        f"encoder input, which its weights do not fit. Leave --image-pool and --image-input out to "
+                        f"fine-tune it as it is, or train from scratch without --init.")
     _check_checkpoint_buttons("--init", init_ckpt, saved, tc.dataset, info, "Its action heads would not fit.")
     return model_cfg, init_ckpt
 

@@ -232,6 +232,15 @@ def test_image_pool_sets_the_encoder_input_and_play_uses_it(dataset, tmp_path):
     refused = run_cli("train", dataset, "--out", tmp_path / "pool8", "--max-steps", 2, *TRAIN, "--image-pool", 8)
     assert refused.returncode == 2 and "at least 256x256" in refused.stderr, refused.stderr
     assert not (tmp_path / "pool8").exists()
+    # fine-tuning keeps the checkpoint's encoder input: another one asked for is refused, not ignored
+    for other in (["--image-pool", 4], ["--image-pool", 2, "--image-input", "pool"]):
+        refused = run_cli("train", dataset, "--out", tmp_path / "tuned", "--max-steps", 2, *TRAIN, "--init", out, *other)
+        assert refused.returncode == 2 and "1/2 its size (unshuffle)" in refused.stderr, refused.stderr
+        assert not (tmp_path / "tuned").exists()
+    run_cli("train", dataset, "--out", tmp_path / "tuned", "--max-steps", 2, *TRAIN, "--init", out, "--image-pool", 2,
+            "--image-input", "unshuffle", check=True, timeout=600)
+    tuned = json.loads((tmp_path / "tuned" / "checkpoints" / "step-000002" / "config.json").read_text())["model"]
+    assert (tuned["cnn_input_pool"], tuned["cnn_input"]) == (2, "unshuffle")
 
 
 @needs_outpost
