@@ -212,8 +212,8 @@ class TrainConfig:
                                  "(0..H-1, or later) each rarely pressed button next changes: a jump start coming, a "
                                  "tap ending (an auxiliary loss on the token the action is read from; 0 = off).",
                                  **NOT_NEGATIVE)
-    change_weight: float = option(1.0, "--change-weight", help="Weight of the --change-horizon loss.",
-                                  **NOT_NEGATIVE)
+    change_weight: float = option(1.0, "--change-weight", help="Weight of the --change-horizon loss (with --init: "
+                                  "the checkpoint's unless given).", **NOT_NEGATIVE)
     history_dropout: float = option(0.0, "--history-dropout", help="Chance each step's action is hidden from the "
                                     "steps after it in training (its tokens carry no action), so the policy reads "
                                     "what to do off the screen rather than copying its last action (0 = off).",

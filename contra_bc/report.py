@@ -13,7 +13,8 @@ Expected layout (examples/demo.sh makes it):
     DIR/downsample.json      downsample-check --json of expert60 (max pooling)
     DIR/control.json         downsample-check --json of expert20 (window 1: the control)
     DIR/dataset.json         build-dataset --json
-    DIR/run/                 train output (metrics.jsonl, loss.png, checkpoints)
+    DIR/run/                 train output of the model played (metrics.jsonl, loss.png, checkpoints; the demo
+                             trains DIR/run-first, then DIR/run from it: a second learning-rate cycle)
     DIR/eval/evaluation.json play --episodes ... --out DIR/eval (clean starts)
     DIR/eval-perturbed/evaluation.json
                              play --sticky 0.25 --noop-max 30 ... --out DIR/eval-perturbed (the headline)

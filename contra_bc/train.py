@@ -54,6 +54,8 @@ def config_from_options(flags: dict, *, dataset: Path, out: Path | None, config_
         options = {**{k: v for k, v in saved.items()
                       if k not in ("dataset", "out", "resume", "stop_at")}, **options}  # --stop-at is once
     options.update({k: v for k, v in flags.items() if v is not None})
+    if options.get("init") and not resume and "change_weight" not in options:
+        options["change_weight"] = _init_change_weight(options["init"])
     options["dataset"] = str(dataset)
     if out is None and "out" not in options:
         raise UserError("--out RUN is required: the directory for checkpoints and metrics, e.g. `--out runs/tiny`.")
@@ -61,6 +63,18 @@ def config_from_options(flags: dict, *, dataset: Path, out: Path | None, config_
         options["out"] = str(out)
     options["resume"] = resume
     return TrainConfig.from_dict(options)
+
+
+def _init_change_weight(init) -> float:
+    """The --change-weight an --init checkpoint was trained with (1.0 where it does not say): fine-tuning
+    keeps the balance of its losses unless told otherwise (at weight 1 the change head swamps the jumps)."""
+    from contra_bc.formats import checkpoint as ckfmt
+
+    try:
+        weight = ckfmt.read_config(ckfmt.resolve_checkpoint(init)).get("train", {}).get("change_weight")
+    except (UserError, OSError, ValueError, AttributeError):  # a bad --init is reported where it is loaded
+        return 1.0
+    return float(weight) if isinstance(weight, (int, float)) and weight >= 0 else 1.0
 
 
 def table_rows(summary: dict) -> list[dict]:

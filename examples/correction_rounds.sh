@@ -5,14 +5,15 @@
 # build-dataset --append -> fine-tune from the last checkpoint (--init) -> evaluate on held-out
 # seeds. With COMPARE=1 a second arm gets the same number of expert steps as plain expert runs
 # (bot:expert-steady from the start state), so the table answers: is a correction step worth
-# more than an expert step?
+# more than an expert step? With CONTROL=1 a third arm gets the same fine-tuning steps on no new
+# data (the round's training alone), so the table also answers: is it the data or the steps?
 #
 #   bash examples/correction_rounds.sh RUN DATASET       # RUN: a trained agent, DATASET: its data
 #   ROUNDS=3 EPISODES=8 STEPS=300 bash examples/correction_rounds.sh demo-out/run demo-out/dataset
 #
 # Writes OUT/rounds.jsonl (one line per round and arm), OUT/rounds.md (table) and OUT/rounds.png.
 # Seeds: corrections 3,000,000 + 1000 x round; comparison runs 4,000,000 + 1000 x round;
-# evaluation play's default 1,000,000 + episode, apart from every seed that makes data.
+# evaluation EVAL_SEED + episode (play's default 1,000,000), apart from every seed that makes data.
 set -euo pipefail
 RUN0=${1:?usage: correction_rounds.sh RUN DATASET}
 DATASET0=${2:?usage: correction_rounds.sh RUN DATASET}
@@ -24,12 +25,15 @@ ROUNDS=${ROUNDS:-3}
 EPISODES=${EPISODES:-8}              # corrected episodes per round
 STEPS=${STEPS:-300}                  # fine-tuning steps per round
 EVAL_EPISODES=${EVAL_EPISODES:-20}
-TEMPERATURE=${TEMPERATURE:-0.25}     # the demo's
+TEMPERATURE=${TEMPERATURE:-0.1}      # the demo's
+EVAL_SEED=${EVAL_SEED:-1000000}      # evaluation episode i plays seed EVAL_SEED + i
 CORRECTOR=${CORRECTOR:-bot:expert-steady}
 EXPERT=${EXPERT:-bot:expert-steady}  # the comparison arm's demonstrator
 COMPARE=${COMPARE:-1}
+CONTROL=${CONTROL:-1}                # 1: also the arm with the same fine-tuning steps and no new data
 WORKERS=${WORKERS:-2}
-TRAIN_FLAGS=${TRAIN_FLAGS:---sequence 32 --batch-size 4 --no-augment --focus 3 --press-slack 3 --eval-every 100 --eval-batches 8}
+TRAIN_FLAGS=${TRAIN_FLAGS:---sequence 32 --batch-size 4 --no-augment --focus 3 --press-slack 3 --change-weight 0.1 --eval-every 100 --eval-batches 8}
+# (--change-weight: the demo's; a checkpoint with a change head is otherwise fine-tuned at weight 1)
 PERTURB=${PERTURB-"--sticky 0.25 --noop-max 30"}  # corrections, expert runs and evaluations under it ("" for none)
 if [ -e "$OUT" ]; then echo "correction_rounds: $OUT exists; remove it or set OUT=another-folder" >&2; exit 2; fi
 PRESET=$(python3 -c 'import json,sys,pathlib; r=pathlib.Path(sys.argv[1]); c=r/(r/"last").read_text().strip() if (r/"last").exists() else r; print(json.load(open(c/"config.json"))["preset"])' "$RUN0")
@@ -39,7 +43,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 evaluate() {  # RUN DIR
   contra-bc play "$1" --game "$GAME" "${AT[@]}" --episodes "$EVAL_EPISODES" --workers "$WORKERS" --fast --max-steps "$MAX_STEPS" \
-    --temperature "$TEMPERATURE" $PERTURB --baseline none --out "$2/eval" --json | tail -n 1 > "$2/eval.json"
+    --temperature "$TEMPERATURE" --seed "$EVAL_SEED" $PERTURB --baseline none --out "$2/eval" --json | tail -n 1 > "$2/eval.json"
 }
 
 table() {  # ROUND ARM RUN_DIR DATA_STEPS: append a line to rounds.jsonl, redraw rounds.md and rounds.png
@@ -82,7 +86,7 @@ evaluate "$RUN0" "$OUT/round-0"
 table 0 start "$OUT/round-0" 0
 cp -r "$DATASET0" "$OUT/dataset-correction"
 [ "$COMPARE" = 1 ] && cp -r "$DATASET0" "$OUT/dataset-expert"
-prev=$RUN0; prev_expert=$RUN0
+prev=$RUN0; prev_expert=$RUN0; prev_control=$RUN0
 for r in $(seq 1 "$ROUNDS"); do
   R=$OUT/round-$r
   mkdir -p "$R"
@@ -114,6 +118,16 @@ for r in $(seq 1 "$ROUNDS"); do
     evaluate "$E/run" "$E"
     table "$r" expert "$E" "$used"
     prev_expert=$E/run
+  fi
+  if [ "$CONTROL" = 1 ]; then
+    step "round $r/$ROUNDS, control: the same $STEPS fine-tuning steps on the starting data, nothing added"
+    C=$OUT/round-$r-steps
+    mkdir -p "$C"
+    contra-bc train "$DATASET0" --init "$prev_control" --out "$C/run" --preset "$PRESET" --max-steps "$STEPS" \
+      $TRAIN_FLAGS > /dev/null
+    evaluate "$C/run" "$C"
+    table "$r" steps "$C" 0
+    prev_control=$C/run
   fi
 done
 step "done: $OUT/rounds.md, $OUT/rounds.png"

@@ -260,6 +260,13 @@ def test_a_run_with_a_change_head_resumes_with_it(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert [r["step"] for r in metrics(out)] == list(range(1, 7))
     assert all("change" in r for r in metrics(out))  # the auxiliary loss ran before and after the resume
+    # fine-tuning from it keeps the weight it was trained with (1, the default, swamps the jumps) unless told
+    for extra, weight in (([], 0.1), (["--change-weight", 0.5], 0.5)):
+        tuned = tmp_path / f"tuned-{weight}"
+        run_cli("train", dataset, "--out", tuned, "--max-steps", 1, "--init", out, *TRAIN, *extra, check=True,
+                timeout=600)
+        saved = json.loads((tuned / "checkpoints" / "step-000001" / "config.json").read_text())
+        assert saved["train"]["change_weight"] == weight and saved["model"]["change_horizon"] == 4
 
 
 def test_options_precedence_flags_then_config_file_then_the_resumed_run(tmp_path):
