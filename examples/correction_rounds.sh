@@ -32,8 +32,7 @@ EXPERT=${EXPERT:-bot:expert-steady}  # the comparison arm's demonstrator
 COMPARE=${COMPARE:-1}
 CONTROL=${CONTROL:-1}                # 1: also the arm with the same fine-tuning steps and no new data
 WORKERS=${WORKERS:-2}
-TRAIN_FLAGS=${TRAIN_FLAGS:---sequence 32 --batch-size 4 --no-augment --focus 3 --press-slack 3 --change-weight 0.1 --eval-every 100 --eval-batches 8}
-# (--change-weight: the demo's; a checkpoint with a change head is otherwise fine-tuned at weight 1)
+TRAIN_FLAGS=${TRAIN_FLAGS:---sequence 32 --batch-size 4 --no-augment --focus 3 --press-slack 3 --eval-every 100 --eval-batches 8}
 PERTURB=${PERTURB-"--sticky 0.25 --noop-max 30"}  # corrections, expert runs and evaluations under it ("" for none)
 if [ -e "$OUT" ]; then echo "correction_rounds: $OUT exists; remove it or set OUT=another-folder" >&2; exit 2; fi
 PRESET=$(python3 -c 'import json,sys,pathlib; r=pathlib.Path(sys.argv[1]); c=r/(r/"last").read_text().strip() if (r/"last").exists() else r; print(json.load(open(c/"config.json"))["preset"])' "$RUN0")

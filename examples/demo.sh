@@ -15,6 +15,7 @@ EVAL_EPISODES=${EVAL_EPISODES:-20}    # per policy and evaluation; the README's 
 WORKERS=${WORKERS:-2}
 PERTURB="--sticky 0.25 --noop-max 30"  # the standard robustness protocol of game agents (see README, play)
 if [ -e "$OUT" ]; then echo "demo: $OUT exists; remove it or set OUT=another-folder" >&2; exit 2; fi
+case $CYCLE_STEPS in ''|*[!0-9]*) echo "demo: CYCLE_STEPS must be a whole number of steps (0: no second cycle), not '$CYCLE_STEPS'" >&2; exit 2;; esac
 mkdir -p "$OUT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -62,14 +63,14 @@ step "6/10 train the small preset ($TRAIN_STEPS steps on CPU, then a second cycl
 # training seeds the cycle took the perturbed wins on the selection seeds from 27, 1 and 35 of 40 to 37, 38
 # and 37 (docs/experiments.md); the same 300 steps in one schedule (1,700 steps) gave 32 and 31 for seeds 0 and 1.
 # OUT/run is the model played and scored; OUT/run-first the first cycle.
+# (The cycle keeps the first run's window, encoder input and change head and weight: --init carries them.)
+RECIPE=(--preset small --sequence 32 --batch-size 4 --focus 3 --press-slack 3 --no-augment)
 FIRST=$OUT/run; [ "$CYCLE_STEPS" -gt 0 ] && FIRST=$OUT/run-first
-contra-bc train "$OUT/dataset" --out "$FIRST" --preset small --max-steps "$TRAIN_STEPS" \
-  --window 16 --sequence 32 --batch-size 4 --focus 3 --press-slack 3 --change-horizon 16 --change-weight 0.1 \
-  --image-pool 4 --image-input unshuffle --eval-every 200 --eval-batches 16 --no-augment
+contra-bc train "$OUT/dataset" --out "$FIRST" --max-steps "$TRAIN_STEPS" "${RECIPE[@]}" --window 16 \
+  --change-horizon 16 --change-weight 0.1 --image-pool 4 --image-input unshuffle --eval-every 200 --eval-batches 16
 if [ "$CYCLE_STEPS" -gt 0 ]; then
-  contra-bc train "$OUT/dataset" --init "$FIRST" --out "$OUT/run" --preset small --max-steps "$CYCLE_STEPS" \
-    --sequence 32 --batch-size 4 --focus 3 --press-slack 3 --change-weight 0.1 --eval-every 100 --eval-batches 8 \
-    --no-augment
+  contra-bc train "$OUT/dataset" --init "$FIRST" --out "$OUT/run" --max-steps "$CYCLE_STEPS" "${RECIPE[@]}" \
+    --eval-every 100 --eval-batches 8
 fi
 
 # Evaluation seeds: play's default, 1,000,000 + episode, apart from the bot seeds above and from the
