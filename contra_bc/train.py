@@ -449,6 +449,9 @@ def _model_config(tc: TrainConfig, ds):
     if tc.resume:  # the run's own model: a change head only if the run was built with one
         model_saved = ckfmt.read_config(ckfmt.resume_checkpoint(Path(tc.out))).get("model")
         model_saved = model_saved if isinstance(model_saved, dict) else {}
+        if tc.init:  # an --init run has its checkpoint's shape (window, encoder input), which its flags need not name
+            with contextlib.suppress(KeyError, TypeError):  # a damaged entry fails when the weights load
+                return dataclasses.replace(ModelConfig.from_dict(model_saved), frame_size=model_cfg.frame_size), None
         horizon, groups = model_saved.get("change_horizon"), model_saved.get("change_groups")
         if isinstance(horizon, int) and isinstance(groups, list):  # a damaged entry fails when the weights load
             model_cfg = dataclasses.replace(model_cfg, change_horizon=horizon, change_groups=list(groups))

@@ -267,6 +267,15 @@ def test_a_run_with_a_change_head_resumes_with_it(tmp_path):
                 timeout=600)
         saved = json.loads((tuned / "checkpoints" / "step-000001" / "config.json").read_text())
         assert saved["train"]["change_weight"] == weight and saved["model"]["change_horizon"] == 4
+    # an --init run that names no --window (it has its checkpoint's) resumes bare, as the demo's second cycle must
+    no_window = [f for i, f in enumerate(TRAIN) if f != "--window" and (i == 0 or TRAIN[i - 1] != "--window")]
+    base, cycle = tmp_path / "window4", tmp_path / "cycle"  # tiny's own window is 8
+    run_cli("train", dataset, "--out", base, "--max-steps", 1, *no_window, "--window", 4, check=True, timeout=600)
+    run_cli("train", dataset, "--out", cycle, "--max-steps", 2, "--stop-at", 1, "--init", base, *no_window, check=True,
+            timeout=600)
+    resumed = run_cli("train", dataset, "--out", cycle, "--resume", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["step"] for r in metrics(cycle)] == [1, 2]
 
 
 def test_options_precedence_flags_then_config_file_then_the_resumed_run(tmp_path):
